@@ -1,0 +1,96 @@
+"""Document → `nn.Module`.
+
+The model is a `GraphModel` whose `layers` ModuleDict is keyed by node id, so parameter
+names (`layers.conv1.layer.weight`) depend only on the node, never on its position in the
+graph: a checkpoint still loads after edits elsewhere. Each node's weights are drawn from
+its own seed (project seed + node id), so the same seed gives the same weights, and adding
+a layer does not reshuffle the others.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+from torch import nn
+
+from studio.analysis import Analysis, analyze
+from studio.blocks import Block, activation_module, normalization_module
+from studio.document import Network, Node, Project
+from studio.errors import Problem, StudioError
+from studio.initializers import initialize
+from studio.registry import Catalog, LayerType, Shape, catalog
+
+
+class InvalidNetwork(StudioError):
+    """The network cannot be built; carries every problem shape inference found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        more = f" ({len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        super().__init__(problems[0].message + more)
+
+
+def build_block(node: Node, layer: LayerType, inputs: list[Shape], output: Shape) -> Block:
+    """The layer plus its normalization, activation and dropout options."""
+    module = layer.build(node.params, inputs)
+    if not layer.block_options:
+        return Block(module)
+    norm = normalization_module(node.normalization["kind"], output, node.normalization["groups"])
+    act = activation_module(node.activation, output)
+    drop = nn.Dropout(node.dropout) if node.dropout > 0 else None
+    return Block(module, norm, act, drop, node.normalization["position"] == "after_activation")
+
+
+def node_seed(seed: int, node_id: str) -> int:
+    return zlib.crc32(f"{seed}/{node_id}".encode()) & 0x7FFFFFFF
+
+
+class GraphModel(nn.Module):
+    """Runs the network's nodes in topological order."""
+
+    def __init__(self, analysis: Analysis, blocks: dict[str, nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleDict(blocks)
+        self.input_id = analysis.input_id
+        self.output_id = analysis.output_id
+        self.input_shape: Shape = analysis.layers[analysis.input_id].output_shape
+        self.output_shape: Shape = analysis.output_shape
+        self.steps = [(nid, analysis.sources[nid]) for nid in analysis.order if nid in blocks]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = {self.input_id: x}
+        for node_id, sources in self.steps:
+            values[node_id] = self.layers[node_id](*[values[s] for s in sources])
+        return values[self.output_id]
+
+
+def build_model(
+    network: Network | Project, seed: int | None = None, cat: Catalog | None = None
+) -> GraphModel:
+    """Build the network; raise InvalidNetwork naming the nodes at fault if it cannot be built."""
+    if isinstance(network, Project):
+        seed = network.training.get("seed", 0) if seed is None else seed
+        network = network.network
+    seed = 0 if seed is None else seed
+    cat = cat or catalog()
+    analysis = analyze(network, cat)
+    if not analysis.ok:
+        raise InvalidNetwork(analysis.problems)
+    blocks: dict[str, nn.Module] = {}
+    for nid in analysis.order:
+        node = network.nodes[nid]
+        layer = cat.get(node.type)
+        if layer.is_input:
+            continue
+        info = analysis.layers[nid]
+        # The layer's own default init draws from the global generator: give it this node's seed.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(node_seed(seed, nid))
+            block = build_block(node, layer, info.input_shapes, info.output_shape)
+            if layer.weighted:
+                initialize(block.layer, node.initializer["name"], node.initializer)
+        if not node.trainable:
+            block.requires_grad_(False)
+        blocks[nid] = block
+    return GraphModel(analysis, blocks)

@@ -1,0 +1,349 @@
+"""The project document: the one source of truth for an experiment.
+
+A project holds the network (nodes with stable ids, edges by node id and port name), the
+data and training sections, and, kept apart from the domain data, the view state (node
+positions on the canvas). The canvas edits it through commands, the builder turns it into
+an `nn.Module`, the trainer reads it; nothing reads widgets to learn the model.
+
+The network is evented (psygnal, Qt-free) so views can follow edits without polling.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from psygnal import Signal
+from torch import nn
+
+from studio.errors import ProjectError
+from studio.options import ACTIVATION, DROPOUT, fill_initializer, fill_normalization
+from studio.registry import Catalog, catalog
+from studio.schema import fill_params
+
+FORMAT_VERSION = 1
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Names the model's ModuleDict already uses; a node id cannot be one of them.
+RESERVED_IDS = frozenset(dir(nn.ModuleDict()))
+
+DEFAULT_DATA: dict[str, Any] = {"source": "digits"}
+DEFAULT_TRAINING: dict[str, Any] = {"epochs": 10, "batch_size": 32, "seed": 0}
+
+
+@dataclass
+class Node:
+    """One layer on the canvas. Options that a layer type does not take stay at their defaults."""
+
+    id: str
+    type: str
+    params: dict = field(default_factory=dict)
+    initializer: dict = field(default_factory=lambda: {"name": "default"})
+    normalization: dict = field(
+        default_factory=lambda: {"kind": "none", "groups": 8, "position": "before_activation"}
+    )
+    activation: str = "none"
+    dropout: float = 0.0
+    trainable: bool = True
+
+    def to_dict(self, cat: Catalog | None = None) -> dict:
+        layer = (cat or catalog()).get(self.type)
+        out: dict[str, Any] = {"id": self.id, "type": self.type, "params": dict(self.params)}
+        if layer is None or layer.weighted:
+            out["initializer"] = dict(self.initializer)
+        if layer is None or layer.block_options:
+            out["normalization"] = dict(self.normalization)
+            out["activation"] = self.activation
+            out["dropout"] = self.dropout
+        if not self.trainable:
+            out["trainable"] = False
+        return out
+
+    def copy(self) -> Node:
+        return copy.deepcopy(self)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A connection from a node's output to a named input port of another node."""
+
+    source: str
+    target: str
+    target_port: str = "in"
+    source_port: str = "out"
+
+    def to_dict(self) -> dict:
+        out = {"source": self.source, "target": self.target}
+        if self.target_port != "in":
+            out["target_port"] = self.target_port
+        if self.source_port != "out":
+            out["source_port"] = self.source_port
+        return out
+
+
+class Network:
+    """Nodes and edges, with events for every change."""
+
+    node_added = Signal(object)
+    node_removed = Signal(object)
+    node_changed = Signal(object)
+    edge_added = Signal(object)
+    edge_removed = Signal(object)
+    changed = Signal()
+
+    def __init__(self, nodes: list[Node] | None = None, edges: list[Edge] | None = None):
+        self.nodes: dict[str, Node] = {n.id: n for n in nodes or []}
+        self.edges: list[Edge] = list(edges or [])
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def add_node(self, node: Node) -> None:
+        if node.id in self.nodes:
+            raise ValueError(f"a node with id '{node.id}' already exists")
+        self.nodes[node.id] = node
+        self.node_added.emit(node)
+        self.changed.emit()
+
+    def remove_node(self, node_id: str) -> tuple[Node, list[Edge]]:
+        """Remove a node and its edges; returns both so an undo can put them back."""
+        attached = [e for e in self.edges if node_id in (e.source, e.target)]
+        for edge in attached:
+            self.remove_edge(edge)
+        node = self.nodes.pop(node_id)
+        self.node_removed.emit(node)
+        self.changed.emit()
+        return node, attached
+
+    def replace_node(self, node: Node) -> None:
+        """Swap in an edited copy of a node (same id)."""
+        if node.id not in self.nodes:
+            raise KeyError(node.id)
+        self.nodes[node.id] = node
+        self.node_changed.emit(node)
+        self.changed.emit()
+
+    def add_edge(self, edge: Edge) -> None:
+        for end in (edge.source, edge.target):
+            if end not in self.nodes:
+                raise ValueError(f"there is no node '{end}'")
+        if edge in self.edges:
+            raise ValueError(
+                f"{edge.source} → {edge.target}.{edge.target_port} is already connected"
+            )
+        self.edges.append(edge)
+        self.edge_added.emit(edge)
+        self.changed.emit()
+
+    def remove_edge(self, edge: Edge) -> None:
+        self.edges.remove(edge)
+        self.edge_removed.emit(edge)
+        self.changed.emit()
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.target == node_id]
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.source == node_id]
+
+    def new_id(self, type_name: str) -> str:
+        """A fresh readable id such as 'conv2d_3'."""
+        stem = re.sub(r"[^a-z0-9]+", "_", type_name.lower()).strip("_") or "node"
+        i = 1
+        while f"{stem}_{i}" in self.nodes or f"{stem}_{i}" in RESERVED_IDS:
+            i += 1
+        return f"{stem}_{i}"
+
+
+@dataclass
+class ViewState:
+    """What only the canvas needs: node positions, keyed by node id."""
+
+    positions: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "positions": {k: [round(v[0], 1), round(v[1], 1)] for k, v in self.positions.items()}
+        }
+
+
+@dataclass
+class Project:
+    name: str = "untitled"
+    description: str = ""
+    network: Network = field(default_factory=Network)
+    data: dict = field(default_factory=lambda: copy.deepcopy(DEFAULT_DATA))
+    training: dict = field(default_factory=lambda: copy.deepcopy(DEFAULT_TRAINING))
+    view: ViewState = field(default_factory=ViewState)
+    version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        cat = catalog()
+        return {
+            "format": "studio-project",
+            "version": self.version,
+            "name": self.name,
+            "description": self.description,
+            "network": {
+                "nodes": [n.to_dict(cat) for n in self.network.nodes.values()],
+                "edges": [e.to_dict() for e in self.network.edges],
+            },
+            "data": copy.deepcopy(self.data),
+            "training": copy.deepcopy(self.training),
+            "view": self.view.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any, cat: Catalog | None = None) -> Project:
+        """Build a project from plain data, validating every field.
+
+        Raises ProjectError with one sentence naming the node or field at fault.
+        """
+        return _parse_project(raw, cat or catalog())
+
+
+def _expect(value: Any, kind: type | tuple, where: str, what: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ProjectError(f"{where} must be {what}, got {type(value).__name__}.")
+    return value
+
+
+def _parse_project(raw: Any, cat: Catalog) -> Project:
+    _expect(raw, dict, "The project", "a JSON object")
+    version = raw.get("version")
+    if version != FORMAT_VERSION:
+        raise ProjectError(
+            f"Field 'version' must be {FORMAT_VERSION} after migration, got {version!r}."
+        )
+    network = _expect(
+        raw.get("network"), dict, "Field 'network'", "an object with 'nodes' and 'edges'"
+    )
+    raw_nodes = _expect(network.get("nodes", []), list, "Field 'network.nodes'", "a list")
+    raw_edges = _expect(network.get("edges", []), list, "Field 'network.edges'", "a list")
+
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for i, raw_node in enumerate(raw_nodes):
+        node = parse_node(raw_node, cat, f"network.nodes[{i}]")
+        if node.id in seen:
+            raise ProjectError(f"Node id '{node.id}' is used twice; every node needs its own id.")
+        seen.add(node.id)
+        nodes.append(node)
+
+    edges: list[Edge] = []
+    for i, raw_edge in enumerate(raw_edges):
+        where = f"Edge network.edges[{i}]"
+        _expect(raw_edge, dict, where, "an object with 'source' and 'target'")
+        unknown = set(raw_edge) - {"source", "target", "source_port", "target_port"}
+        if unknown:
+            raise ProjectError(f"{where} has unknown field '{sorted(unknown)[0]}'.")
+        for end in ("source", "target"):
+            if raw_edge.get(end) not in seen:
+                raise ProjectError(
+                    f"{where} has {end} {raw_edge.get(end)!r}, which is not a node id."
+                )
+        edge = Edge(
+            raw_edge["source"],
+            raw_edge["target"],
+            str(raw_edge.get("target_port", "in")),
+            str(raw_edge.get("source_port", "out")),
+        )
+        if edge.source_port != "out":
+            raise ProjectError(
+                f"{where} has source_port {edge.source_port!r}; layers have one output, 'out'."
+            )
+        if edge in edges:
+            raise ProjectError(f"{where} repeats the connection {edge.source} → {edge.target}.")
+        edges.append(edge)
+
+    view = raw.get("view") or {}
+    positions = _expect(view.get("positions", {}), dict, "Field 'view.positions'", "an object")
+    name = raw.get("name", "untitled")
+    return Project(
+        name=str(name),
+        description=str(raw.get("description", "")),
+        network=Network(nodes, edges),
+        data={
+            **copy.deepcopy(DEFAULT_DATA),
+            **_expect(raw.get("data", {}), dict, "Field 'data'", "an object"),
+        },
+        training={
+            **copy.deepcopy(DEFAULT_TRAINING),
+            **_expect(raw.get("training", {}), dict, "Field 'training'", "an object"),
+        },
+        view=ViewState({k: list(v) for k, v in positions.items() if k in seen}),
+    )
+
+
+_NODE_FIELDS = {
+    "id",
+    "type",
+    "params",
+    "initializer",
+    "normalization",
+    "activation",
+    "dropout",
+    "trainable",
+}
+
+
+def parse_node(raw: Any, cat: Catalog, where: str) -> Node:
+    """Validate one node's plain data against the catalog and fill in defaults."""
+    _expect(raw, dict, f"Entry {where}", "an object with 'id' and 'type'")
+    node_id = raw.get("id")
+    if not isinstance(node_id, str) or not NODE_ID.match(node_id):
+        raise ProjectError(
+            f"Entry {where} has id {node_id!r}; an id is a name of letters, digits and _ "
+            "that does not start with a digit (e.g. 'conv1')."
+        )
+    label = f"Node '{node_id}'"
+    if node_id in RESERVED_IDS:
+        raise ProjectError(
+            f"{label}: the id '{node_id}' is reserved; rename the node (e.g. '{node_id}_1')."
+        )
+    unknown = set(raw) - _NODE_FIELDS
+    if unknown:
+        raise ProjectError(f"{label} has unknown field '{sorted(unknown)[0]}'.")
+    type_name = raw.get("type")
+    layer = cat.get(type_name) if isinstance(type_name, str) else None
+    if layer is None:
+        raise ProjectError(
+            f"{label} has unknown layer type {type_name!r}; known types are {', '.join(cat.names())}."
+        )
+    label = f"Node '{node_id}' ({type_name})"
+    try:
+        params = fill_params(
+            layer.params,
+            _expect(raw.get("params", {}), dict, f"{label} field 'params'", "an object"),
+            label,
+        )
+        node = Node(node_id, type_name, params)
+        if layer.weighted:
+            node.initializer = fill_initializer(raw.get("initializer"), label)
+        elif "initializer" in raw:
+            raise ValueError(f"{label} has no weights, so field 'initializer' does not apply.")
+        if layer.block_options:
+            node.normalization = fill_normalization(raw.get("normalization"), label)
+            node.activation = _coerce(ACTIVATION, raw.get("activation", "none"), label)
+            node.dropout = _coerce(DROPOUT, raw.get("dropout", 0.0), label)
+        else:
+            for opt in ("normalization", "activation", "dropout"):
+                if opt in raw:
+                    raise ValueError(
+                        f"{label} does not take field '{opt}'; add a separate layer instead."
+                    )
+        trainable = raw.get("trainable", True)
+        if not isinstance(trainable, bool):
+            raise ValueError(f"{label}, field 'trainable': must be true or false.")
+        node.trainable = trainable
+    except ValueError as err:
+        raise ProjectError(str(err)) from None
+    return node
+
+
+def _coerce(param, value: Any, label: str) -> Any:
+    try:
+        return param.coerce(value)
+    except ValueError as err:
+        raise ValueError(f"{label}, field '{param.name}': {err}.") from None
