@@ -22,14 +22,12 @@ from studio.errors import ProjectError
 from studio.options import ACTIVATION, DROPOUT, fill_initializer, fill_normalization
 from studio.registry import Catalog, catalog
 from studio.schema import fill_params
+from studio.settings import DATA, TRAINING, defaults, fill_section
 
 FORMAT_VERSION = 1
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # Names the model's ModuleDict already uses; a node id cannot be one of them.
 RESERVED_IDS = frozenset(dir(nn.ModuleDict()))
-
-DEFAULT_DATA: dict[str, Any] = {"source": "digits"}
-DEFAULT_TRAINING: dict[str, Any] = {"epochs": 10, "batch_size": 32, "seed": 0}
 
 
 @dataclass
@@ -173,8 +171,8 @@ class Project:
     name: str = "untitled"
     description: str = ""
     network: Network = field(default_factory=Network)
-    data: dict = field(default_factory=lambda: copy.deepcopy(DEFAULT_DATA))
-    training: dict = field(default_factory=lambda: copy.deepcopy(DEFAULT_TRAINING))
+    data: dict = field(default_factory=lambda: defaults(DATA))
+    training: dict = field(default_factory=lambda: defaults(TRAINING))
     view: ViewState = field(default_factory=ViewState)
     version: int = FORMAT_VERSION
 
@@ -264,14 +262,8 @@ def _parse_project(raw: Any, cat: Catalog) -> Project:
         name=str(name),
         description=str(raw.get("description", "")),
         network=Network(nodes, edges),
-        data={
-            **copy.deepcopy(DEFAULT_DATA),
-            **_expect(raw.get("data", {}), dict, "Field 'data'", "an object"),
-        },
-        training={
-            **copy.deepcopy(DEFAULT_TRAINING),
-            **_expect(raw.get("training", {}), dict, "Field 'training'", "an object"),
-        },
+        data=fill_section(DATA, raw.get("data", {}), "data"),
+        training=fill_section(TRAINING, raw.get("training", {}), "training"),
         view=ViewState({k: list(v) for k, v in positions.items() if k in seen}),
     )
 

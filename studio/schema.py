@@ -15,7 +15,7 @@ from typing import Any
 class Param:
     """One field of a layer (or of an initializer / normalization option).
 
-    kind is one of: int, float, bool, choice, int_or_choice, shape.
+    kind is one of: int, float, bool, str, choice, int_or_choice, int_list, shape.
     """
 
     name: str
@@ -89,6 +89,19 @@ class Param:
                 f"must be {' or '.join(repr(c) for c in self.choices)} or a whole number"
                 f"{self._range_text()}, got {value!r}"
             ) from None
+
+    def _coerce_str(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, got {value!r}")
+        return value
+
+    def _coerce_int_list(self, value: Any) -> list[int]:
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+        )
+        if not ok:
+            raise ValueError(f"must be a list of whole numbers (e.g. [0, 1, 2]), got {value!r}")
+        return list(value)
 
     def _coerce_shape(self, value: Any) -> list[int]:
         ok = (

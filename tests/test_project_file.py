@@ -84,7 +84,7 @@ def test_overrides_reach_nodes_by_id_and_sections_by_name():
         ["training.epochs=3", "network.nodes.classes.params.units=7", "training.optimizer.lr=0.5"],
     )
     assert project.training["epochs"] == 3
-    assert project.training["optimizer"] == {"lr": 0.5}
+    assert project.training["optimizer"]["lr"] == 0.5
     assert project.network.node("classes").params["units"] == 7
 
 

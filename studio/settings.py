@@ -1,0 +1,254 @@
+"""Schemas for the project's data and training sections.
+
+Like layer parameters, every setting is a `Param` with a default, a range and help text,
+so the GUI panels render from the same schema that validates a file and `--set`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.errors import ProjectError
+from studio.schema import Param, fill_params
+
+Section = dict[str, "Param | Section"]
+
+MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+MODES = ("auto", "min", "max")
+
+DATA: Section = {
+    "source": Param(
+        "source",
+        "choice",
+        "digits",
+        "digits: the 8×8 handwritten digits that ship with scikit-learn; image_folder: "
+        "one subfolder per class; csv: a table of numbers with a label column.",
+        choices=("digits", "image_folder", "csv"),
+    ),
+    "path": Param(
+        "path", "str", "", "Folder (image_folder) or file (csv), relative to the project file."
+    ),
+    "label_column": Param(
+        "label_column", "str", "label", "CSV column holding the class or target."
+    ),
+    "image_column": Param("image_column", "str", "", "CSV column holding image paths (optional)."),
+    "image_size": Param(
+        "image_size", "int", 32, "Images are resized to this many pixels square.", 4, 1024
+    ),
+    "color": Param(
+        "color",
+        "choice",
+        "auto",
+        "Load images as grayscale, RGB, or whatever the Input asks for.",
+        choices=("auto", "grayscale", "rgb"),
+    ),
+    "classes": Param("classes", "int_list", [], "Keep only these class indices (empty: all)."),
+    "scaling": Param(
+        "scaling",
+        "choice",
+        "unit",
+        "Pixel scaling: unit 0..1, symmetric -1..1, zscore from the training data, or imagenet "
+        "mean/std (for pretrained backbones).",
+        choices=("unit", "symmetric", "zscore", "imagenet", "none"),
+    ),
+    "validation": Param("validation", "float", 0.2, "Fraction held out for validation.", 0.0, 0.9),
+    "test": Param("test", "float", 0.0, "Fraction held out for a final test.", 0.0, 0.9),
+    "shuffle": Param("shuffle", "bool", True, "Shuffle training samples every epoch."),
+    "workers": Param(
+        "workers",
+        "int",
+        0,
+        "DataLoader worker processes for image files (0: load in the trainer).",
+        0,
+        32,
+    ),
+}
+
+TRAINING: Section = {
+    "epochs": Param("epochs", "int", 10, "Passes over the training data.", 1, 100000),
+    "batch_size": Param(
+        "batch_size", "int", 32, "Samples per step (the notes find 8–32 often best).", 1, 65536
+    ),
+    "seed": Param("seed", "int", 0, "Seed for weights, shuffling and dropout.", 0, 2**31 - 1),
+    "deterministic": Param(
+        "deterministic", "bool", False, "Use deterministic kernels (slower; exact repeats)."
+    ),
+    "device": Param(
+        "device",
+        "choice",
+        "auto",
+        "Where to train: auto picks CUDA, then MPS, then CPU.",
+        choices=("auto", "cpu", "cuda", "mps"),
+    ),
+    "precision": Param(
+        "precision",
+        "choice",
+        "fp32",
+        "Mixed precision (GPU only): bf16 or fp16 autocast.",
+        choices=("fp32", "bf16", "fp16"),
+    ),
+    "loss": Param(
+        "loss",
+        "choice",
+        "auto",
+        "auto follows the Output head's task.",
+        choices=("auto", "cross_entropy", "binary_cross_entropy", "mse"),
+    ),
+    "optimizer": {
+        "name": Param(
+            "name",
+            "choice",
+            "adam",
+            "The update rule.",
+            choices=("sgd", "sgd_momentum", "adagrad", "rmsprop", "adam", "adamw"),
+        ),
+        "lr": Param("lr", "float", 0.001, "Learning rate.", 0.0, 100.0, label="Learning rate"),
+        "momentum": Param(
+            "momentum", "float", 0.9, "Momentum (sgd_momentum, rmsprop).", 0.0, 0.999
+        ),
+        "nesterov": Param("nesterov", "bool", False, "Nesterov momentum (sgd_momentum)."),
+        "weight_decay": Param(
+            "weight_decay", "float", 0.0, "Decoupled (adamw) or coupled weight decay.", 0.0, 1.0
+        ),
+        "beta1": Param("beta1", "float", 0.9, "Adam's first-moment decay.", 0.0, 0.9999),
+        "beta2": Param("beta2", "float", 0.999, "Adam's second-moment decay.", 0.0, 0.99999),
+    },
+    "schedule": {
+        "name": Param(
+            "name",
+            "choice",
+            "none",
+            "How the learning rate changes over training.",
+            choices=("none", "step", "cosine", "one_cycle", "plateau"),
+        ),
+        "step_size": Param("step_size", "int", 10, "Epochs between drops (step).", 1, 100000),
+        "gamma": Param("gamma", "float", 0.1, "Factor at each drop (step).", 0.0, 1.0),
+        "max_lr": Param("max_lr", "float", 0.01, "Peak learning rate (one_cycle).", 0.0, 100.0),
+        "factor": Param(
+            "factor", "float", 0.5, "Factor when the monitored value stalls (plateau).", 0.0, 1.0
+        ),
+        "patience": Param(
+            "patience", "int", 3, "Epochs without improvement before reducing (plateau).", 0, 1000
+        ),
+        "min_lr": Param("min_lr", "float", 1e-6, "Lower bound on the learning rate.", 0.0, 100.0),
+        "monitor": Param(
+            "monitor", "choice", "val_loss", "What plateau watches.", choices=MONITORS
+        ),
+    },
+    "regularization": {
+        "l1": Param(
+            "l1",
+            "float",
+            0.0,
+            "L1 (lasso) penalty λ on weights: pushes weights to exactly 0.",
+            0.0,
+            10.0,
+        ),
+        "l2": Param(
+            "l2", "float", 0.0, "L2 (ridge) penalty λ on weights: keeps weights small.", 0.0, 10.0
+        ),
+        "elastic_net": Param(
+            "elastic_net", "float", 0.0, "Elastic net λ: mixes L1 and L2.", 0.0, 10.0
+        ),
+        "elastic_alpha": Param(
+            "elastic_alpha", "float", 0.5, "Elastic net mix: 1 = all L1, 0 = all L2.", 0.0, 1.0
+        ),
+    },
+    "clipping": {
+        "max_norm": Param(
+            "max_norm", "float", 0.0, "Clip the global gradient L2 norm to this (0: off).", 0.0, 1e6
+        ),
+        "max_value": Param(
+            "max_value", "float", 0.0, "Clip each gradient value to ±this (0: off).", 0.0, 1e6
+        ),
+    },
+    "early_stopping": {
+        "enabled": Param(
+            "enabled", "bool", False, "Stop when the monitored value stops improving."
+        ),
+        "monitor": Param("monitor", "choice", "val_loss", "What to watch.", choices=MONITORS),
+        "patience": Param("patience", "int", 5, "Epochs to wait for an improvement.", 0, 1000),
+        "mode": Param(
+            "mode",
+            "choice",
+            "auto",
+            "min for losses, max for accuracies; auto knows.",
+            choices=MODES,
+        ),
+        "min_delta": Param(
+            "min_delta", "float", 0.0, "Smallest change that counts as improvement.", 0.0, 1e6
+        ),
+    },
+    "checkpoint": {
+        "monitor": Param(
+            "monitor",
+            "choice",
+            "val_loss",
+            "Keep the weights where this was best.",
+            choices=MONITORS,
+        ),
+        "mode": Param(
+            "mode",
+            "choice",
+            "auto",
+            "min for losses, max for accuracies; auto knows.",
+            choices=MODES,
+        ),
+    },
+    "monitors": {
+        "enabled": Param("enabled", "bool", True, "Record per-layer statistics while training."),
+        "gradients_every": Param(
+            "gradients_every", "int", 1, "Steps between per-layer gradient norms.", 1, 100000
+        ),
+        "weights_every": Param(
+            "weights_every", "int", 10, "Steps between weight norms and update ratios.", 1, 100000
+        ),
+        "histograms_every": Param(
+            "histograms_every", "int", 50, "Steps between weight/gradient histograms.", 1, 100000
+        ),
+        "activations_every": Param(
+            "activations_every", "int", 25, "Steps between activation statistics.", 1, 100000
+        ),
+        "budget": Param(
+            "budget",
+            "float",
+            0.03,
+            "Most of the step time the probes may take, as a fraction (0: no limit, exact intervals).",
+            0.0,
+            1.0,
+        ),
+    },
+}
+
+
+def fill_section(schema: Section, given: Any, where: str) -> dict:
+    """Validate a section (recursively) and fill in defaults; ProjectError names the field."""
+    if not isinstance(given, dict):
+        raise ProjectError(f"Field '{where}' must be an object, got {type(given).__name__}.")
+    flat = {k: v for k, v in schema.items() if isinstance(v, Param)}
+    nested = {k: v for k, v in schema.items() if isinstance(v, dict)}
+    unknown = [k for k in given if k not in schema]
+    if unknown:
+        raise ProjectError(
+            f"Field '{where}.{unknown[0]}' is not a setting (known: {', '.join(schema)})."
+        )
+    out: dict = {}
+    try:
+        out.update(
+            fill_params(
+                tuple(flat.values()),
+                {k: v for k, v in given.items() if k in flat},
+                f"Field '{where}'",
+            )
+        )
+    except ValueError as err:
+        raise ProjectError(
+            str(err).replace("Field '" + where + "', field '", "Field '" + where + ".")
+        ) from None
+    for key, sub in nested.items():
+        out[key] = fill_section(sub, given.get(key, {}), f"{where}.{key}")
+    return out
+
+
+def defaults(schema: Section) -> dict:
+    return fill_section(schema, {}, "defaults")
