@@ -63,6 +63,12 @@ def normalization_module(kind: str, shape: tuple[int, ...], groups: int = 8) -> 
             f"group normalization splits {channels} channels into {groups} groups, which does not "
             f"divide evenly; pick a group count that divides {channels}"
         )
+    positions = shape[1] * shape[2] if rank == 3 else shape[0] if rank == 2 else 0
+    if kind == "instance" and rank >= 2 and positions < 2:
+        raise ShapeError(
+            f"instance normalization needs more than one position per channel, but this layer outputs "
+            f"{describe(shape)}; use batch or group normalization"
+        )
     if rank == 3:
         return {
             "batch": lambda: nn.BatchNorm2d(channels),

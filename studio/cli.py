@@ -95,6 +95,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", metavar="FILE", help="load these weights (.safetensors) before exporting"
     )
 
+    train = project_command(
+        "train", "Train a project: progress bar, findings, a run folder you can resume.", run_train
+    )
+    # With --resume the project comes from the run folder.
+    train._actions[[a.dest for a in train._actions].index("project")].nargs = "?"
+    train.add_argument(
+        "--out", default="runs", metavar="DIR", help="where run folders are kept (default: ./runs)"
+    )
+    train.add_argument(
+        "--device", choices=("auto", "cpu", "cuda", "mps"), help="override training.device"
+    )
+    train.add_argument(
+        "--export-onnx", metavar="OUT", help="after training, export the best weights to ONNX"
+    )
+    train.add_argument(
+        "--resume", metavar="RUN", help="continue a stopped run (its id, folder, or 'last')"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    diagnose = project_command(
+        "diagnose",
+        "Probe a project for a few steps and report per-layer gradient health and findings.",
+        run_diagnose,
+    )
+    diagnose.add_argument(
+        "--steps", type=int, default=50, help="training steps after the first probe (default 50)"
+    )
+    diagnose.add_argument(
+        "--device", choices=("auto", "cpu", "cuda", "mps"), help="override training.device"
+    )
+
+    runs = sub.add_parser("runs", help="List training runs and their headline numbers.")
+    runs.add_argument(
+        "--out", default="runs", metavar="DIR", help="where run folders are kept (default: ./runs)"
+    )
+    runs.add_argument("--project", help="only runs of this project name")
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs.set_defaults(run=run_runs)
+
     layers = sub.add_parser(
         "layers", help="List the layer types the studio knows (built-in and plugins)."
     )
@@ -163,6 +202,147 @@ def run_export(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     return EXIT_OK if result["ok"] else EXIT_INVALID
+
+
+def run_train(args) -> int:
+    import signal
+    import threading
+
+    from studio.training.progress import ProgressPrinter
+    from studio.training.runs import Run
+    from studio.training.session import train
+
+    resume = Run.open(args.out, args.resume) if args.resume else None
+    if resume is None and not args.project:
+        raise StudioError("Give a project file to train, or --resume RUN to continue one.")
+    project = resume.project() if resume else _load(args)
+    base = Path(args.project).resolve().parent if args.project else Path(".")
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstudio: stopping after this step (Ctrl-C again to abort)…", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        outcome = train(
+            project,
+            runs_root=Path(args.out),
+            base=base,
+            device=args.device,
+            listeners=[ProgressPrinter(quiet=args.quiet or args.json)],
+            resume=resume,
+            stop=stop,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    summary = outcome.summary
+    if args.export_onnx:
+        summary["onnx"] = _export_trained(outcome, args.export_onnx)
+        outcome.run.write_json("summary.json", summary)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(_train_summary(summary))
+    return (
+        EXIT_OK
+        if outcome.result.status in ("completed", "early_stopped", "stopped")
+        else EXIT_INVALID
+    )
+
+
+def _export_trained(outcome, path: str) -> dict:
+    from studio.builder import build_model
+    from studio.export import export_onnx
+    from studio.weights import load_weights
+
+    model = build_model(outcome.run.project())
+    checkpoints = outcome.run.path / "checkpoints"
+    best = checkpoints / "best.safetensors"
+    load_weights(model, best if best.is_file() else checkpoints / "last.safetensors")
+    report = export_onnx(model, path)
+    return report.to_dict()
+
+
+def _train_summary(s: dict) -> str:
+    lines = [
+        f"\n{s['project']}: {s['status'].replace('_', ' ')} ({s['reason']}) in {s['seconds']:.1f} s, "
+        f"{s['epochs']} epochs, {s['steps']:,} steps on {s['device']}."
+    ]
+    best = s.get("best") or {}
+    if best:
+        metrics = best.get("metrics", {})
+        acc = (
+            f", validation accuracy {metrics['val_accuracy']:.2%}"
+            if "val_accuracy" in metrics
+            else ""
+        )
+        lines.append(f"Best {best['monitor']} {best['value']:.4g} at epoch {best['epoch']}{acc}.")
+    if s.get("test"):
+        acc = f", accuracy {s['test']['accuracy']:.2%}" if "accuracy" in s["test"] else ""
+        lines.append(f"Test loss {s['test']['loss']:.4g}{acc}.")
+    findings = s.get("findings", [])
+    lines.append(
+        f"Findings: {len(findings)}" + ("" if findings else " (none: training looked healthy).")
+    )
+    for f in findings:
+        lines.append(f"  ! {f['title']}: {f['message']}\n    → {f['remedy']}")
+    if s.get("run_folder"):
+        lines.append(
+            f"Run folder: {s['run_folder']} (summary.json; resume with --resume {s['run']})."
+        )
+    if s.get("onnx"):
+        o = s["onnx"]
+        lines.append(f"ONNX: {o['path']} (onnxruntime max |difference| {o['max_abs_diff']:.2e}).")
+    return "\n".join(lines)
+
+
+def run_diagnose(args) -> int:
+    from studio.training.probe import probe, probe_table
+
+    project = _load(args)
+    if args.steps < 0:
+        raise StudioError("--steps must be 0 or more.")
+    report = probe(project, args.steps, Path(args.project).resolve().parent, args.device)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return EXIT_OK
+    print(
+        f"{project.name}: {args.steps} steps probed; loss {report.loss_first:.4g} → {report.loss_last:.4g}\n"
+    )
+    print(probe_table(report))
+    print(
+        f"\nFindings: {len(report.findings)}"
+        + ("" if report.findings else " (none: gradients look healthy).")
+    )
+    for f in report.findings:
+        print(f"  ! {f.title} (step {f.step + 1}): {f.message}\n    → {f.remedy}")
+    return EXIT_OK
+
+
+def run_runs(args) -> int:
+    from studio.training.runs import list_runs
+
+    rows = list_runs(args.out, args.project)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print(f"No runs in '{args.out}' yet; `studio train PROJECT` makes one.")
+        return EXIT_OK
+    print(
+        f"{'run':<24} {'project':<22} {'status':<13} {'epochs':>6} {'val acc':>8} {'val loss':>9} {'time':>8} findings"
+    )
+    for r in rows:
+        acc = f"{r['best_val_accuracy']:.2%}" if r["best_val_accuracy"] is not None else ""
+        loss = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else ""
+        secs = f"{r['seconds']:.0f}s" if r["seconds"] is not None else ""
+        print(
+            f"{r['id']:<24} {r['project'][:22]:<22} {r['status']:<13} {r['epochs']:>6} {acc:>8} {loss:>9} {secs:>8} {r['findings']}"
+        )
+    return EXIT_OK
 
 
 def run_layers(args) -> int:

@@ -137,7 +137,8 @@ _add(
         "Normal, redrawn when further than two standard deviations from the mean.",
         (
             Param("mean", "float", 0.0, "Mean.", -1e3, 1e3),
-            Param("std", "float", 0.05, "Standard deviation.", 0.0, 1e3),
+            # Above zero: the truncation bounds are ±2 std, which collapse at 0.
+            Param("std", "float", 0.05, "Standard deviation (above 0).", 1e-8, 1e3),
         ),
         lambda w, a: nn.init.trunc_normal_(
             w, a["mean"], a["std"], a["mean"] - 2 * a["std"], a["mean"] + 2 * a["std"]

@@ -1,0 +1,1 @@
+"""Data for training: sources (digits, image folders, CSV), splits, scaling and batches."""

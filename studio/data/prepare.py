@@ -1,0 +1,232 @@
+"""From a project's data section to ready batches: load, filter, split, scale, reshape.
+
+Scaling statistics (z-score mean/std, CSV min/max) come from the training split only, so
+nothing about the validation or test data leaks into training.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.data.sources import DataError, RawData, SourceRequest
+from studio.shapes_text import describe
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+ENTRY_POINT_GROUP = "studio.datasets"
+
+_sources: dict | None = None
+_lock = threading.Lock()
+
+
+def data_sources() -> dict:
+    """Every data source, built-in or from a plugin, by name (from entry points)."""
+    global _sources
+    with _lock:
+        if _sources is None:
+            found: dict = {}
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                ep.load()(found)
+            if "digits" not in found:  # a source tree that was never pip-installed
+                from studio.data.sources import register
+
+                register(found)
+            _sources = found
+        return _sources
+
+
+@dataclass
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class PreparedData:
+    train: Split
+    validation: Split
+    test: Split
+    classes: list[str]
+    sample_shape: tuple[int, ...]
+    description: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def is_classification(self) -> bool:
+        return bool(self.classes)
+
+    def report(self) -> str:
+        parts = [
+            f"{self.description}. Split: {len(self.train):,} train, {len(self.validation):,} validation, "
+            f"{len(self.test):,} test; samples {describe(self.sample_shape)}."
+        ]
+        if self.skipped:
+            names = "; ".join(f"{Path(f).name} ({why})" for f, why in self.skipped[:5])
+            more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            parts.append(f"Skipped {len(self.skipped)} unreadable file(s): {names}{more}.")
+        return " ".join(parts)
+
+
+def prepare_data(
+    settings: dict,
+    input_shape: tuple[int, ...],
+    seed: int,
+    base: Path = Path("."),
+    progress: Callable[[int, int], None] | None = None,
+) -> PreparedData:
+    sources = data_sources()
+    if settings["source"] not in sources:
+        raise DataError(
+            f"Field 'data.source': unknown source '{settings['source']}' (known: {', '.join(sources)})."
+        )
+    raw = sources[settings["source"]](SourceRequest(settings, base, tuple(input_shape), progress))
+    raw = _keep_classes(raw, settings["classes"])
+    train_idx, val_idx, test_idx = split_indices(
+        raw.y, settings["validation"], settings["test"], seed, bool(raw.classes)
+    )
+    x = raw.x.float()
+    scale = _scaler(settings["scaling"], x[train_idx], raw.value_range)
+    x = _reshape(scale(x), input_shape, settings["source"])
+    return PreparedData(
+        Split(x[train_idx], raw.y[train_idx]),
+        Split(x[val_idx], raw.y[val_idx]),
+        Split(x[test_idx], raw.y[test_idx]),
+        raw.classes,
+        tuple(input_shape),
+        raw.description,
+        raw.skipped,
+    )
+
+
+def _keep_classes(raw: RawData, keep: list[int]) -> RawData:
+    if not keep:
+        return raw
+    missing = [k for k in keep if k >= len(raw.classes)]
+    if missing:
+        raise DataError(
+            f"Field 'data.classes': class {missing[0]} does not exist; the data has {len(raw.classes)} classes."
+        )
+    mask = torch.isin(raw.y, torch.tensor(keep))
+    remap = torch.full((len(raw.classes),), -1, dtype=torch.int64)
+    remap[torch.tensor(keep)] = torch.arange(len(keep))
+    return RawData(
+        raw.x[mask],
+        remap[raw.y[mask]],
+        [raw.classes[k] for k in keep],
+        raw.value_range,
+        raw.skipped,
+        raw.description + f" (classes {', '.join(raw.classes[k] for k in keep)})",
+    )
+
+
+def split_indices(y: torch.Tensor, validation: float, test: float, seed: int, stratify: bool):
+    """Train/validation/test indices; stratified by class so small classes appear in each."""
+    from sklearn.model_selection import train_test_split
+
+    n = len(y)
+    if validation + test >= 0.95:
+        raise DataError(
+            "Fields 'data.validation' + 'data.test' leave almost nothing to train on; keep their sum below 0.95."
+        )
+    everything = np.arange(n)
+    labels = y.numpy() if stratify else None
+
+    def cut(idx, fraction, state):
+        if fraction <= 0:
+            return idx, idx[:0]
+        strat = (
+            labels[idx]
+            if labels is not None and np.bincount(labels[idx]).min(initial=2) >= 2
+            else None
+        )
+        return train_test_split(idx, test_size=fraction, random_state=state, stratify=strat)
+
+    rest, test_idx = cut(everything, test, seed)
+    train_idx, val_idx = cut(rest, validation / (1 - test) if validation else 0, seed + 1)
+    return (
+        torch.as_tensor(np.sort(train_idx)),
+        torch.as_tensor(np.sort(val_idx)),
+        torch.as_tensor(np.sort(test_idx)),
+    )
+
+
+def _scaler(kind: str, train_x: torch.Tensor, value_range):
+    if kind == "none":
+        return lambda x: x
+    if value_range is not None:
+        lo, hi = value_range
+    else:  # tables: per-feature range of the training split
+        lo, hi = train_x.amin(0), train_x.amax(0)
+    span = hi - lo
+    span = torch.where(torch.as_tensor(span) > 0, torch.as_tensor(span), torch.ones(()))
+
+    def unit(x):
+        return (x - lo) / span
+
+    if kind == "unit":
+        return unit
+    if kind == "symmetric":
+        return lambda x: unit(x) * 2 - 1
+    if kind == "zscore":
+        # Per channel for images, per feature otherwise.
+        dims = (0, 2, 3) if train_x.dim() == 4 else (0,)
+        mean = train_x.mean(dims, keepdim=True)[0]
+        std = train_x.std(dims, keepdim=True)[0].clamp_min(1e-6)
+        return lambda x: (x - mean) / std
+    if kind == "imagenet":
+        if train_x.dim() != 4 or train_x.shape[1] != 3:
+            raise DataError(
+                "Field 'data.scaling': imagenet statistics need RGB images (3 channels); use unit or zscore."
+            )
+        mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        return lambda x: (unit(x) - mean) / std
+    raise DataError(f"Field 'data.scaling': unknown scaling '{kind}'.")
+
+
+def _reshape(x: torch.Tensor, input_shape: tuple[int, ...], source: str) -> torch.Tensor:
+    sample = tuple(x.shape[1:])
+    if sample == tuple(input_shape):
+        return x.contiguous()
+    if int(np.prod(sample)) == int(np.prod(input_shape)):
+        # Same values, other layout (e.g. digits 1×8×8 read as 64 features or 8 steps of 8).
+        return x.reshape(len(x), *input_shape).contiguous()
+    raise DataError(
+        f"The Input layer expects samples of {describe(input_shape)} but the {source} data gives "
+        f"{describe(sample)} ({int(np.prod(sample))} values); set the Input shape to {list(sample)}."
+    )
+
+
+class Batches:
+    """Mini-batches from in-memory tensors, shuffled by a private generator.
+
+    The generator is private so that shuffling never touches the global RNG (which
+    dropout uses); its state at the start of an epoch is what a resumed run needs to
+    replay the same order.
+    """
+
+    def __init__(self, split: Split, batch_size: int, shuffle: bool, seed: int):
+        self.split = split
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return (len(self.split) + self.batch_size - 1) // self.batch_size
+
+    def epoch(self, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.split)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(skip * self.batch_size, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield self.split.x[idx], self.split.y[idx]

@@ -1,0 +1,1 @@
+"""The Qt-free training engine: fit with callbacks, monitors, diagnosis and runs."""

@@ -1,0 +1,136 @@
+"""Callbacks: no-op hooks the engine calls at fixed points (Lightning's pattern).
+
+A callback never raises to stop training; it sets `trainer.should_stop` and a reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Callback:
+    def on_fit_start(self, trainer) -> None: ...
+
+    def on_epoch_start(self, trainer, epoch: int) -> None: ...
+
+    def on_step_end(self, trainer, step: int) -> None: ...
+
+    def on_epoch_end(self, trainer, epoch: int, metrics: dict) -> None: ...
+
+    def on_fit_end(self, trainer, result) -> None: ...
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def resolve_mode(mode: str, monitor: str) -> str:
+    if mode != "auto":
+        return mode
+    return "max" if "accuracy" in monitor else "min"
+
+
+class Best:
+    """Tracks the best value of a monitored metric."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        self.monitor = monitor
+        self.mode = resolve_mode(mode, monitor)
+        self.min_delta = min_delta
+        self.value = math.inf if self.mode == "min" else -math.inf
+        self.epoch = -1
+
+    def improved(self, metrics: dict, epoch: int) -> bool:
+        value = metrics.get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return False
+        better = (
+            value < self.value - self.min_delta
+            if self.mode == "min"
+            else value > self.value + self.min_delta
+        )
+        if better:
+            self.value, self.epoch = value, epoch
+        return better
+
+    def state_dict(self) -> dict:
+        return {"value": self.value, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value, self.epoch = state["value"], state["epoch"]
+
+
+class EarlyStopping(Callback):
+    def __init__(self, monitor: str, patience: int, mode: str = "auto", min_delta: float = 0.0):
+        self.best = Best(monitor, mode, min_delta)
+        self.patience = patience
+        self.waited = 0
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        if self.best.improved(metrics, epoch):
+            self.waited = 0
+            return
+        self.waited += 1
+        if self.waited > self.patience:
+            trainer.request_stop(
+                "early_stopped",
+                f"early stopping: {self.best.monitor} has not improved for {self.waited} epochs "
+                f"(best {self.best.value:.4g} at epoch {self.best.epoch + 1})",
+            )
+
+    def state_dict(self):
+        return {"best": self.best.state_dict(), "waited": self.waited}
+
+    def load_state_dict(self, state):
+        self.best.load_state_dict(state["best"])
+        self.waited = state["waited"]
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies every learning rate by `factor` when the monitored value stalls."""
+
+    def __init__(
+        self, monitor: str, factor: float, patience: int, min_lr: float, mode: str = "auto"
+    ):
+        self.best = Best(monitor, mode)
+        self.factor, self.patience, self.min_lr = factor, patience, min_lr
+        self.waited = 0
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        if self.best.improved(metrics, epoch):
+            self.waited = 0
+            return
+        self.waited += 1
+        if self.waited > self.patience:
+            for group in trainer.optimizer.param_groups:
+                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
+            self.waited = 0
+
+    def state_dict(self):
+        return {"best": self.best.state_dict(), "waited": self.waited}
+
+    def load_state_dict(self, state):
+        self.best.load_state_dict(state["best"])
+        self.waited = state["waited"]
+
+
+class CheckpointBest(Callback):
+    """Saves the weights whenever the monitored value improves."""
+
+    def __init__(self, monitor: str, mode: str = "auto"):
+        self.best = Best(monitor, mode)
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        if self.best.improved(metrics, epoch) and trainer.run is not None:
+            trainer.run.save_weights(
+                "best",
+                trainer.model,
+                {"epoch": str(epoch + 1), self.best.monitor: f"{self.best.value:.6g}"},
+            )
+
+    def state_dict(self):
+        return {"best": self.best.state_dict()}
+
+    def load_state_dict(self, state):
+        self.best.load_state_dict(state["best"])

@@ -1,0 +1,540 @@
+"""The training engine: a Qt-free `fit` that emits plain events to any listener.
+
+The loop keeps every number on the device and copies to the host only when it flushes
+(at `emit_hz`, ~30 Hz by default) or at an epoch's end, so a GPU is never stalled by
+steps where nothing is sent. Pause, resume and stop are threading events checked between
+batches; callbacks stop training by setting `should_stop`. With monitors on, losses are
+bit-identical to a run with them off: probes only read, hooks exist only on sampled
+steps, and nothing draws from the global random generator that dropout uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.analysis import analyze
+from studio.builder import build_model
+from studio.data.prepare import Batches, PreparedData, prepare_data
+from studio.document import Project
+from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
+from studio.training.monitors import Monitors
+from studio.training.setup import (
+    TrainingError,
+    correct_count,
+    loss_function,
+    make_optimizer,
+    make_schedule,
+    pick_device,
+    pick_loss,
+)
+
+Listener = Callable[[dict], None]
+EVAL_BATCH = 512
+
+
+@dataclass
+class FitResult:
+    status: str  # completed, stopped, early_stopped, diverged
+    reason: str
+    epochs: int
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "history": self.history,
+            "best": self.best,
+            "test": self.test,
+        }
+
+
+class Trainer:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        base: Path = Path("."),
+        device: str | None = None,
+        listeners: Iterable[Listener] = (),
+        callbacks: Iterable[Callback] = (),
+        run=None,
+        stop: threading.Event | None = None,
+        pause: threading.Event | None = None,
+        emit_hz: float = 30.0,
+        data: PreparedData | None = None,
+    ):
+        self.project = project
+        self.settings = project.training
+        self.listeners = list(listeners)
+        self.run = run
+        self.stop_event = stop or threading.Event()
+        self.pause_event = pause or threading.Event()
+        self.emit_interval = 1.0 / emit_hz if emit_hz > 0 else 0.0
+        self.should_stop = False
+        self.stop_status = ""
+        self.stop_reason = ""
+        self.step = 0
+        self.epoch = 0
+
+        analysis = analyze(project.network)
+        self.device = pick_device(device or self.settings["device"])
+        self.model = build_model(project).to(self.device)
+        self.data = data or prepare_data(
+            project.data, self.model.input_shape, self.settings["seed"], base
+        )
+        head = project.network.nodes[analysis.output_id]
+        task = head.params.get("task") if head.type == "Output" else None
+        self.loss_name = pick_loss(self.settings["loss"], task, self.data.is_classification)
+        self._check_head(head, analysis.output_shape)
+        self.loss_fn = loss_function(self.loss_name)
+
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if not trainable:
+            raise TrainingError(
+                "Every layer is frozen, so there is nothing to train; unfreeze at least the head."
+            )
+        self.optimizer = make_optimizer(self.settings["optimizer"], trainable)
+        self.batches = Batches(
+            self.data.train,
+            self.settings["batch_size"],
+            project.data["shuffle"],
+            self.settings["seed"],
+        )
+        if len(self.batches) == 0:
+            raise TrainingError(
+                "The training split is empty; lower data.validation/data.test or add data."
+            )
+        self.scheduler, self.schedule_per_batch = make_schedule(
+            self.settings["schedule"], self.optimizer, self.settings["epochs"], len(self.batches)
+        )
+        self.callbacks = self._standard_callbacks() + list(callbacks)
+        node_types = {nid: n.type for nid, n in project.network.nodes.items()}
+        activations = {nid: n.activation for nid, n in project.network.nodes.items()}
+        self.monitors = Monitors(self.model, node_types, activations, self.settings["monitors"])
+        reg = self.settings["regularization"]
+        alpha = reg["elastic_alpha"]
+        self.l1 = reg["l1"] + reg["elastic_net"] * alpha
+        self.l2 = reg["l2"] + reg["elastic_net"] * (1 - alpha)
+        self.penalized = [p for p in trainable if p.dim() > 1]
+        self._setup_precision()
+        self.history: list[dict] = []
+        self._resume_epoch_totals = (0.0, 0, 0)
+        self._epoch_generator_state = self.batches.generator.get_state()
+        self._batch_in_epoch = 0
+
+    # -- setup helpers ------------------------------------------------------------------
+    def _check_head(self, head, output_shape) -> None:
+        if self.loss_name == "cross_entropy":
+            classes = len(self.data.classes)
+            if not self.data.is_classification:
+                raise TrainingError(
+                    "The data has real-valued targets; set the Output task to regression."
+                )
+            if output_shape != (classes,):
+                raise TrainingError(
+                    f"The output layer '{head.id}' gives {output_shape[0] if len(output_shape) == 1 else output_shape} "
+                    f"values but the data has {classes} classes; set its units to {classes}."
+                )
+        elif self.loss_name == "binary_cross_entropy" and len(self.data.classes) != 2:
+            raise TrainingError(
+                f"Binary cross entropy needs 2 classes but the data has {len(self.data.classes)}; "
+                "use the multiclass task."
+            )
+
+    def _standard_callbacks(self) -> list[Callback]:
+        s = self.settings
+        out: list[Callback] = []
+        if s["schedule"]["name"] == "plateau":
+            sch = s["schedule"]
+            out.append(
+                ReduceLROnPlateau(sch["monitor"], sch["factor"], sch["patience"], sch["min_lr"])
+            )
+        es = s["early_stopping"]
+        if es["enabled"]:
+            out.append(EarlyStopping(es["monitor"], es["patience"], es["mode"], es["min_delta"]))
+        out.append(CheckpointBest(s["checkpoint"]["monitor"], s["checkpoint"]["mode"]))
+        return out
+
+    def _setup_precision(self) -> None:
+        precision = self.settings["precision"]
+        self.autocast_dtype = None
+        self.scaler = None
+        if precision != "fp32" and self.device.type == "cuda":
+            self.autocast_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+            if precision == "fp16":
+                self.scaler = torch.amp.GradScaler("cuda")
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def request_stop(self, status: str, reason: str) -> None:
+        """Stop after the current step (from a callback, a listener or the diagnosis)."""
+        self.should_stop = True
+        self.stop_status = status
+        self.stop_reason = reason
+
+    def report_finding(self, finding) -> None:
+        """Announce a diagnosis finding; one that training cannot recover from stops it."""
+        self.emit({"type": "finding", **finding.to_dict()})
+        if finding.stop:
+            self.request_stop("diverged", f"{finding.title.lower()}: {finding.message}")
+
+    # -- events -------------------------------------------------------------------------
+    def emit(self, event: dict) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # -- the loop -----------------------------------------------------------------------
+    def fit(self, resume: dict | None = None) -> FitResult:
+        s = self.settings
+        epochs, steps_per_epoch = s["epochs"], len(self.batches)
+        deterministic_before = torch.are_deterministic_algorithms_enabled()
+        if s["deterministic"]:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.manual_seed(s["seed"])  # dropout and other global draws
+        start_epoch, skip = 0, 0
+        if resume is not None:
+            start_epoch, skip = self._restore(resume)
+        self.emit(self._start_event(epochs, steps_per_epoch))
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+
+        started = time.perf_counter()
+        self._pending_loss: list[torch.Tensor] = []
+        self._pending_correct: list[torch.Tensor] = []
+        self._pending_steps: list[int] = []
+        self._pending_lr: list[float] = []
+        self._last_flush = time.perf_counter()
+        self._step_started = started
+        status, reason = "completed", f"finished {epochs} epochs"
+        try:
+            for epoch in range(start_epoch, epochs):
+                self.epoch = epoch
+                for cb in self.callbacks:
+                    cb.on_epoch_start(self, epoch)
+                # The shuffle order is drawn from this state; a resumed run replays it.
+                self._epoch_generator_state = self.batches.generator.get_state()
+                outcome = self._train_epoch(epoch, skip)
+                skip = 0
+                if outcome == "diverged":
+                    status, reason = "diverged", self.stop_reason
+                    break
+                if outcome == "stopped":
+                    status = self.stop_status or "stopped"
+                    reason = self.stop_reason or "stopped by request"
+                    if self.should_stop:
+                        self._save_interrupted()
+                    break
+                metrics = self._epoch_metrics(epoch)
+                if self.scheduler is not None and not self.schedule_per_batch:
+                    self.scheduler.step()
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, epoch, metrics)
+                self._batch_in_epoch = 0
+                self._epoch_generator_state = self.batches.generator.get_state()
+                self.epoch = epoch + 1
+                if self.run is not None:
+                    self.run.save_state("last", self.state_dict(batch_in_epoch=0))
+                if self.should_stop:
+                    status, reason = self.stop_status or "early_stopped", self.stop_reason
+                    break
+        finally:
+            self._flush(force=True)
+            if s["deterministic"] and not deterministic_before:
+                torch.use_deterministic_algorithms(False)
+        result = FitResult(
+            status,
+            reason,
+            len(self.history),
+            self.step,
+            time.perf_counter() - started,
+            self.history,
+            self._best_summary(),
+            self._test_metrics(),
+        )
+        for cb in self.callbacks:
+            cb.on_fit_end(self, result)
+        self.emit({"type": "end", **result.to_dict()})
+        return result
+
+    def _train_epoch(self, epoch: int, skip: int) -> str:
+        model, opt, monitors = self.model, self.optimizer, self.monitors
+        clip = self.settings["clipping"]
+        model.train()
+        loss_sum, correct, seen = self._resume_epoch_totals if skip else (0.0, 0, 0)
+        self._epoch_loss = torch.tensor(loss_sum, device=self.device)
+        self._epoch_correct = torch.tensor(correct, dtype=torch.long, device=self.device)
+        self._epoch_seen = seen
+        self._batch_in_epoch = skip
+        for x, y in self.batches.epoch(skip):
+            if self.stop_event.is_set():
+                self._save_interrupted()
+                return "stopped"
+            while self.pause_event.is_set() and not self.stop_event.is_set():
+                self._flush(force=True)
+                time.sleep(0.05)
+            step = self.step
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            monitors.attach_activation_hooks(step)
+            with self._autocast():
+                out = model(x)
+                loss = self.loss_fn(out.float(), y)
+            monitors.detach_activation_hooks(step)
+            objective = loss + self._penalty() if (self.l1 or self.l2) else loss
+            if self.device.type == "cpu" and not math.isfinite(loss.item()):
+                # Caught before the update: the weights are still the last good ones.
+                return self._diverged(step, loss.item())
+            opt.zero_grad(set_to_none=True)
+            (self.scaler.scale(objective) if self.scaler else objective).backward()
+            if self.scaler and (clip["max_norm"] or clip["max_value"]):
+                self.scaler.unscale_(opt)
+            want_grads = monitors.wants("gradients", step)
+            if clip["max_norm"] or want_grads:
+                grads, norms = monitors.gradient_norms()
+                if clip["max_norm"] and grads:
+                    total = torch.linalg.vector_norm(torch.stack(norms))
+                    torch.nn.utils.clip_grads_with_norm_(monitors.params, clip["max_norm"], total)
+                if want_grads:
+                    monitors.record_gradients(step, norms)
+            if clip["max_value"]:
+                torch.nn.utils.clip_grad_value_(monitors.params, clip["max_value"])
+            if monitors.wants("histograms", step):
+                monitors.record_histograms(step)
+            monitors.before_update(step)
+            if self.scaler:
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                opt.step()
+            monitors.after_update(step)
+            if self.scheduler is not None and self.schedule_per_batch:
+                self.scheduler.step()
+
+            batch = len(y)
+            detached = loss.detach()
+            correct = correct_count(self.loss_name, out.detach(), y)
+            self._epoch_loss += detached * batch
+            self._epoch_correct += correct
+            self._epoch_seen += batch
+            self._pending_loss.append(detached)
+            self._pending_correct.append(correct.float() / batch)
+            self._pending_steps.append(step)
+            self._pending_lr.append(self.lr)
+            self.step += 1
+            self._batch_in_epoch += 1
+            now = time.perf_counter()
+            step_time = now - self._step_started
+            monitors.step_seconds = (
+                step_time
+                if monitors.step_seconds == 0
+                else 0.9 * monitors.step_seconds + 0.1 * step_time
+            )
+            self._step_started = now
+            for cb in self.callbacks:
+                cb.on_step_end(self, step)
+            if now - self._last_flush >= self.emit_interval and self._flush() == "diverged":
+                return "diverged"
+            if self.should_stop:
+                return "stopped"
+        return "ok"
+
+    def _penalty(self) -> torch.Tensor:
+        total = torch.zeros((), device=self.device)
+        if self.l1:
+            total = total + self.l1 * torch.stack(torch._foreach_norm(self.penalized, 1)).sum()
+        if self.l2:
+            total = (
+                total + self.l2 * torch.stack(torch._foreach_norm(self.penalized, 2)).square().sum()
+            )
+        return total
+
+    def _diverged(self, step: int, value: float) -> str:
+        self.stop_reason = f"the loss became {value} at step {step + 1}; training stopped and the last good weights were kept"
+        self.emit({"type": "diverged", "step": step, "loss": value, "reason": self.stop_reason})
+        if self.run is not None:
+            self.run.save_state("last", self.state_dict(batch_in_epoch=self._batch_in_epoch))
+        return "diverged"
+
+    def _save_interrupted(self) -> None:
+        if self.run is not None:
+            self.run.save_state("last", self.state_dict(batch_in_epoch=self._batch_in_epoch))
+
+    # -- host transfers -----------------------------------------------------------------
+    def _flush(self, force: bool = False) -> str:
+        self._last_flush = time.perf_counter()
+        if self._pending_loss:
+            values = torch.stack(self._pending_loss + self._pending_correct).tolist()
+            n = len(self._pending_loss)
+            losses, accuracy = np.array(values[:n]), np.array(values[n:])
+            event = {
+                "type": "steps",
+                "epoch": self.epoch,
+                "step": np.array(self._pending_steps),
+                "loss": losses,
+                "accuracy": accuracy if self.data.is_classification else None,
+                "lr": np.array(self._pending_lr),
+                "batches_per_epoch": len(self.batches),
+            }
+            self._pending_loss, self._pending_correct, self._pending_steps, self._pending_lr = (
+                [],
+                [],
+                [],
+                [],
+            )
+            self.emit(event)
+            bad = ~np.isfinite(losses)
+            if bad.any() and not force:
+                # On a GPU the loss is only seen here; later weights may already be hurt.
+                at = int(event["step"][bad.argmax()])
+                return self._diverged(at, float(losses[bad.argmax()]))
+        for event in self.monitors.flush():
+            self.emit(event)
+        return "ok"
+
+    # -- evaluation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split) -> dict:
+        if len(split) == 0:
+            return {}
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for start in range(0, len(split), EVAL_BATCH):
+            x = split.x[start : start + EVAL_BATCH].to(self.device)
+            y = split.y[start : start + EVAL_BATCH].to(self.device)
+            with self._autocast():
+                out = self.model(x)
+            loss_sum += self.loss_fn(out.float(), y) * len(y)
+            correct += correct_count(self.loss_name, out, y)
+        self.model.train()
+        loss, right = torch.stack([loss_sum, correct.float()]).tolist()
+        out = {"loss": loss / len(split)}
+        if self.data.is_classification:
+            out["accuracy"] = right / len(split)
+        return out
+
+    def _epoch_metrics(self, epoch: int) -> dict:
+        self._flush(force=True)
+        train_loss, train_correct = torch.stack(
+            [self._epoch_loss, self._epoch_correct.float()]
+        ).tolist()
+        seen = max(self._epoch_seen, 1)
+        metrics = {
+            "epoch": epoch + 1,
+            "step": self.step,
+            "train_loss": train_loss / seen,
+            "lr": self.lr,
+        }
+        if self.data.is_classification:
+            metrics["train_accuracy"] = train_correct / seen
+        val = self.evaluate(self.data.validation)
+        metrics.update({f"val_{k}": v for k, v in val.items()})
+        self.history.append(metrics)
+        self.emit({"type": "epoch", **metrics, "epochs": self.settings["epochs"]})
+        return metrics
+
+    def _test_metrics(self) -> dict:
+        return self.evaluate(self.data.test) if len(self.data.test) else {}
+
+    def _best_summary(self) -> dict:
+        ckpt = next((c for c in self.callbacks if isinstance(c, CheckpointBest)), None)
+        if ckpt is None or ckpt.best.epoch < 0:
+            return {}
+        best = (
+            self.history[ckpt.best.epoch - (self.history[0]["epoch"] - 1)] if self.history else {}
+        )
+        return {
+            "monitor": ckpt.best.monitor,
+            "value": ckpt.best.value,
+            "epoch": ckpt.best.epoch + 1,
+            "metrics": best,
+        }
+
+    def _start_event(self, epochs: int, steps_per_epoch: int) -> dict:
+        analysis = analyze(self.project.network)
+        return {
+            "type": "start",
+            "project": self.project.name,
+            "device": str(self.device),
+            "epochs": epochs,
+            "batches_per_epoch": steps_per_epoch,
+            "total_steps": epochs * steps_per_epoch,
+            "first_step": self.step,
+            "layers": self.monitors.names,
+            "layer_types": [layer.type for layer in self.monitors.layers],
+            "layer_params": [layer.numel for layer in self.monitors.layers],
+            "activation_layers": [a[0] for a in self.monitors.act_layers],
+            "activation_kinds": [a[1] for a in self.monitors.act_layers],
+            "trainable_params": analysis.trainable_params,
+            "frozen_params": analysis.frozen_params,
+            "loss": self.loss_name,
+            "classes": self.data.classes,
+            "data": self.data.report(),
+        }
+
+    # -- checkpoint state ---------------------------------------------------------------
+    def state_dict(self, batch_in_epoch: int) -> dict:
+        """Everything a resumed run needs to continue exactly where this one is."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "generator": self._epoch_generator_state,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "history": self.history,
+            "epoch_loss": float(self._epoch_loss) if batch_in_epoch else 0.0,
+            "epoch_correct": int(self._epoch_correct) if batch_in_epoch else 0,
+            "epoch_seen": self._epoch_seen if batch_in_epoch else 0,
+        }
+
+    def _restore(self, state: dict) -> tuple[int, int]:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        for cb, cb_state in zip(self.callbacks, state["callbacks"]):
+            cb.load_state_dict(cb_state)
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.history = list(state["history"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.batches.generator.set_state(state["generator"])
+        self._resume_epoch_totals = (
+            state["epoch_loss"],
+            state["epoch_correct"],
+            state["epoch_seen"],
+        )
+        return state["epoch"], state["batch_in_epoch"]

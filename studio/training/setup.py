@@ -1,0 +1,101 @@
+"""Turning training settings into torch objects: device, loss, optimizer, schedule."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from studio.errors import StudioError
+
+
+class TrainingError(StudioError):
+    """A training setup that cannot work; the message names the setting or node."""
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(
+            "Field 'training.device' is cuda, but this machine has no CUDA GPU; use auto or cpu."
+        )
+    if choice == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise TrainingError(
+            "Field 'training.device' is mps, but Apple's Metal backend is not available; use auto or cpu."
+        )
+    return torch.device(choice)
+
+
+def pick_loss(choice: str, task: str | None, is_classification: bool) -> str:
+    if choice != "auto":
+        return choice
+    if task == "binary":
+        return "binary_cross_entropy"
+    if task == "regression" or not is_classification:
+        return "mse"
+    return "cross_entropy"
+
+
+def loss_function(name: str):
+    if name == "cross_entropy":
+        return nn.CrossEntropyLoss()
+    if name == "binary_cross_entropy":
+        bce = nn.BCEWithLogitsLoss()
+        return lambda out, y: bce(out.reshape(-1), y.float())
+    mse = nn.MSELoss()
+    return lambda out, y: mse(out.reshape(y.shape[0], -1).squeeze(1), y.float())
+
+
+def correct_count(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Correctly classified samples in a batch (0 for regression)."""
+    if name == "cross_entropy":
+        return (out.argmax(1) == y).sum()
+    if name == "binary_cross_entropy":
+        return ((out.reshape(-1) > 0).long() == y).sum()
+    return torch.zeros((), dtype=torch.long, device=out.device)
+
+
+def make_optimizer(settings: dict, params) -> torch.optim.Optimizer:
+    name, lr, wd = settings["name"], settings["lr"], settings["weight_decay"]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    if name == "sgd_momentum":
+        return torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=settings["momentum"],
+            nesterov=settings["nesterov"],
+            weight_decay=wd,
+        )
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=settings["momentum"], weight_decay=wd)
+    betas = (settings["beta1"], settings["beta2"])
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)
+    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)
+
+
+def make_schedule(settings: dict, optimizer, epochs: int, steps_per_epoch: int):
+    """Returns (scheduler or None, whether it steps per batch)."""
+    name = settings["name"]
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, settings["step_size"], settings["gamma"]
+        ), False
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=epochs, eta_min=settings["min_lr"]
+        ), False
+    if name == "one_cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=settings["max_lr"], total_steps=epochs * steps_per_epoch
+        ), True
+    return None, False  # none, or plateau (a callback)
