@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("studio: stopped.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`studio check --json | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INVALID
     except Exception as err:
         if os.environ.get("STUDIO_DEBUG"):
             raise

@@ -207,8 +207,25 @@ def _expect(value: Any, kind: type | tuple, where: str, what: str) -> Any:
     return value
 
 
+_TOP_FIELDS = ("format", "version", "name", "description", "network", "data", "training", "view")
+
+
 def _parse_project(raw: Any, cat: Catalog) -> Project:
     _expect(raw, dict, "The project", "a JSON object")
+    unknown = [k for k in raw if k not in _TOP_FIELDS]
+    if unknown:
+        raise ProjectError(
+            f"The project has an unknown top-level field '{unknown[0]}' (the fields are {', '.join(_TOP_FIELDS)}); "
+            "settings belong under 'training' or 'data'."
+        )
+    if raw.get("format", "studio-project") != "studio-project":
+        raise ProjectError(
+            f"Field 'format' is {raw['format']!r}; a studio project says \"studio-project\"."
+        )
+    if "network" not in raw:
+        raise ProjectError(
+            "The project has no 'network' section (an object with 'nodes' and 'edges')."
+        )
     version = raw.get("version")
     if version != FORMAT_VERSION:
         raise ProjectError(
@@ -256,7 +273,14 @@ def _parse_project(raw: Any, cat: Catalog) -> Project:
         edges.append(edge)
 
     view = raw.get("view") or {}
+    _expect(view, dict, "Field 'view'", "an object")
     positions = _expect(view.get("positions", {}), dict, "Field 'view.positions'", "an object")
+    for key, value in positions.items():
+        ok = isinstance(value, list) and len(value) == 2
+        if not ok or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            raise ProjectError(f"Field 'view.positions.{key}' must be [x, y], got {value!r}.")
     name = raw.get("name", "untitled")
     return Project(
         name=str(name),

@@ -40,8 +40,20 @@ ACTIVATION = Param(
 DROPOUT = Param("dropout", "float", 0.0, "Dropout rate after this layer (0 = off).", 0.0, 0.95)
 
 
+def _object(given, where: str, field: str) -> dict:
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise ValueError(
+            f'{where}, field \'{field}\': must be an object such as {{"name": "kaiming_normal"}}, got {given!r}.'
+            if field == "initializer"
+            else f'{where}, field \'{field}\': must be an object such as {{"kind": "batch"}}, got {given!r}.'
+        )
+    return dict(given)
+
+
 def fill_initializer(given: dict | None, where: str) -> dict:
-    given = dict(given or {})
+    given = _object(given, where, "initializer")
     try:
         name = INITIALIZER.coerce(given.pop("name", "default"))
     except ValueError as err:
@@ -53,4 +65,6 @@ def fill_initializer(given: dict | None, where: str) -> dict:
 
 
 def fill_normalization(given: dict | None, where: str) -> dict:
-    return fill_params(NORMALIZATION, dict(given or {}), f"{where}, normalization")
+    return fill_params(
+        NORMALIZATION, _object(given, where, "normalization"), f"{where}, normalization"
+    )

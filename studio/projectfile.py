@@ -29,7 +29,7 @@ def read_raw(path: str | os.PathLike) -> dict:
         raw = json.loads(text)
     except json.JSONDecodeError as err:
         raise ProjectError(
-            f"Project file '{path}' is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}."
+            f"Project file '{path}' is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})."
         ) from None
     if not isinstance(raw, dict):
         raise ProjectError(

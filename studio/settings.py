@@ -33,7 +33,12 @@ DATA: Section = {
     ),
     "image_column": Param("image_column", "str", "", "CSV column holding image paths (optional)."),
     "image_size": Param(
-        "image_size", "int", 32, "Images are resized to this many pixels square.", 4, 1024
+        "image_size",
+        "int",
+        0,
+        "Images are resized to this many pixels square (0: the Input layer's size).",
+        0,
+        1024,
     ),
     "color": Param(
         "color",

@@ -111,3 +111,54 @@ def test_python_dash_m_studio_runs_as_a_separate_process():
         timeout=120,
     )
     assert result.returncode == 0 and "valid." in result.stdout
+
+
+def test_train_keeps_a_run_exports_onnx_and_lists_it(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(
+        [
+            "train",
+            str(MLP),
+            "--set",
+            "training.epochs=2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--export-onnx",
+            str(tmp_path / "trained.onnx"),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "completed" in printed and "validation accuracy" in printed and "Run folder" in printed
+    assert (tmp_path / "trained.onnx").stat().st_size > 0
+    summary = json.loads(next(out.glob("digits_mlp/*/summary.json")).read_text())
+    assert summary["status"] == "completed" and summary["onnx"]["ok"] and summary["epochs"] == 2
+    assert main(["runs", "--out", str(out), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1 and rows[0]["project"] == "digits_mlp"
+    assert main(["runs", "--out", str(out)]) == 0
+    assert rows[0]["id"] in capsys.readouterr().out
+
+
+def test_train_resume_last_continues_a_stopped_run(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert (
+        main(["train", str(MLP), "--set", "training.epochs=1", "--out", str(out), "--quiet"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["train", "--resume", "last", "--out", str(out), "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "completed" and summary["epochs"] == 1
+
+
+def test_train_without_a_project_or_run_says_what_to_give(capsys):
+    assert main(["train"]) == 1
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_diagnose_prints_a_layer_table_and_findings(capsys):
+    deep = next(p for p in EXAMPLES if p.stem == "deep_sigmoid_mlp")
+    assert main(["diagnose", str(deep), "--steps", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "grad norm" in out and "dense1 " in out and "Vanishing gradients" in out

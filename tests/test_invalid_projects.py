@@ -87,6 +87,22 @@ CASES = {
         lambda r: set_(r["network"], "nodes", {"a": 1}),
         ["network.nodes", "list"],
     ),
+    "initializer as text": (
+        lambda r: set_(node(r, "hidden1"), "initializer", "zeros"),
+        ["hidden1", "'initializer'", "an object"],
+    ),
+    "unknown top-level field": (
+        lambda r: set_(r, "epochs", 5),
+        ["unknown top-level field 'epochs'", "training"],
+    ),
+    "position not a pair": (
+        lambda r: set_(r["view"]["positions"], "hidden1", 3),
+        ["view.positions.hidden1", "[x, y]"],
+    ),
+    "no network": (
+        lambda r: r.pop("network"),
+        ["no 'network' section"],
+    ),
     "version missing": (
         lambda r: r.pop("version"),
         ["version"],
@@ -123,7 +139,7 @@ def test_the_cli_reports_a_broken_file_in_one_line_without_a_traceback(case, tmp
     [
         (
             "{not json",
-            "not valid JSON: Expecting property name enclosed in double quotes at line 1, column 2",
+            "not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)",
         ),
         ("[1, 2]", "must hold a JSON object"),
         ("", "not valid JSON"),
