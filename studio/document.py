@@ -97,22 +97,29 @@ class Network:
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
 
-    def add_node(self, node: Node) -> None:
+    def add_node(self, node: Node, index: int | None = None) -> None:
+        """Add a node (at `index` in the node order, so an undo restores the file exactly)."""
         if node.id in self.nodes:
             raise ValueError(f"a node with id '{node.id}' already exists")
-        self.nodes[node.id] = node
+        if index is None or index >= len(self.nodes):
+            self.nodes[node.id] = node
+        else:
+            items = list(self.nodes.items())
+            items.insert(index, (node.id, node))
+            self.nodes = dict(items)
         self.node_added.emit(node)
         self.changed.emit()
 
-    def remove_node(self, node_id: str) -> tuple[Node, list[Edge]]:
-        """Remove a node and its edges; returns both so an undo can put them back."""
-        attached = [e for e in self.edges if node_id in (e.source, e.target)]
-        for edge in attached:
+    def remove_node(self, node_id: str) -> tuple[Node, list[tuple[int, Edge]], int]:
+        """Remove a node and its edges; returns what an undo needs to put them back in place."""
+        index = list(self.nodes).index(node_id)
+        attached = [(i, e) for i, e in enumerate(self.edges) if node_id in (e.source, e.target)]
+        for _, edge in reversed(attached):
             self.remove_edge(edge)
         node = self.nodes.pop(node_id)
         self.node_removed.emit(node)
         self.changed.emit()
-        return node, attached
+        return node, attached, index
 
     def replace_node(self, node: Node) -> None:
         """Swap in an edited copy of a node (same id)."""
@@ -122,22 +129,22 @@ class Network:
         self.node_changed.emit(node)
         self.changed.emit()
 
-    def add_edge(self, edge: Edge) -> None:
+    def add_edge(self, edge: Edge, index: int | None = None) -> None:
         for end in (edge.source, edge.target):
             if end not in self.nodes:
                 raise ValueError(f"there is no node '{end}'")
         if edge in self.edges:
-            raise ValueError(
-                f"{edge.source} → {edge.target}.{edge.target_port} is already connected"
-            )
-        self.edges.append(edge)
+            raise ValueError(f"{edge.source} → {edge.target}.{edge.target_port} is already connected")
+        self.edges.insert(len(self.edges) if index is None else index, edge)
         self.edge_added.emit(edge)
         self.changed.emit()
 
-    def remove_edge(self, edge: Edge) -> None:
-        self.edges.remove(edge)
+    def remove_edge(self, edge: Edge) -> int:
+        index = self.edges.index(edge)
+        del self.edges[index]
         self.edge_removed.emit(edge)
         self.changed.emit()
+        return index
 
     def incoming(self, node_id: str) -> list[Edge]:
         return [e for e in self.edges if e.target == node_id]
@@ -159,6 +166,12 @@ class ViewState:
     """What only the canvas needs: node positions, keyed by node id."""
 
     positions: dict[str, list[float]] = field(default_factory=dict)
+    # Emitted with the ids whose positions changed.
+    moved = Signal(object)
+
+    def move(self, positions: dict[str, list[float]]) -> None:
+        self.positions.update({k: list(v) for k, v in positions.items()})
+        self.moved.emit(list(positions))
 
     def to_dict(self) -> dict:
         return {
@@ -175,6 +188,8 @@ class Project:
     training: dict = field(default_factory=lambda: defaults(TRAINING))
     view: ViewState = field(default_factory=ViewState)
     version: int = FORMAT_VERSION
+    # Emitted with the dotted paths ("training.optimizer.lr") of changed settings.
+    settings_changed = Signal(object)
 
     def to_dict(self) -> dict:
         cat = catalog()
@@ -191,6 +206,10 @@ class Project:
             "training": copy.deepcopy(self.training),
             "view": self.view.to_dict(),
         }
+
+    def copy(self) -> Project:
+        """An independent copy (no listeners attached)."""
+        return Project.from_dict(self.to_dict())
 
     @classmethod
     def from_dict(cls, raw: Any, cat: Catalog | None = None) -> Project:

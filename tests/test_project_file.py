@@ -116,8 +116,8 @@ def test_network_edits_emit_events():
     network.node_removed.connect(lambda n: seen.append(("removed", n.id)))
     network.edge_removed.connect(lambda e: seen.append(("edge-", e.source, e.target)))
     first = next(iter(network.nodes))
-    removed, edges = network.remove_node(first)
-    assert ("removed", first) in seen and len(edges) >= 1
-    assert all(("edge-", e.source, e.target) in seen for e in edges)
+    removed, edges, index = network.remove_node(first)
+    assert ("removed", first) in seen and len(edges) >= 1 and index == 0
+    assert all(("edge-", e.source, e.target) in seen for _, e in edges)
     network.add_node(Node(network.new_id("Linear"), "Linear", {"out_features": 4, "bias": True}))
     assert seen[-1] == ("added", "linear_1")

@@ -7,7 +7,6 @@ diagnosis findings. Nothing is written to disk.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +62,7 @@ class _Collector:
 def probe(
     project: Project, steps: int = 50, base: Path = Path("."), device: str | None = None
 ) -> ProbeReport:
-    project = copy.deepcopy(project)
+    project = project.copy()
     settings = project.training
     settings["epochs"] = max(settings["epochs"], 10_000)  # the probe stops itself after `steps`
     settings["monitors"].update(

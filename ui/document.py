@@ -1,0 +1,105 @@
+"""The open project as the window sees it: the Qt-free project, its undo stack, the latest
+shape analysis and the selection, with Qt signals for the views.
+
+Views never hold model state: the canvas, inspector and status bar read `project` and
+`analysis` and edit only through `push(command)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from studio.analysis import Analysis, analyze
+from studio.commands import Command
+from studio.document import Project
+
+
+class _QtCommand(QUndoCommand):
+    """Wraps a Qt-free command so that QUndoStack can run it."""
+
+    def __init__(self, command: Command):
+        super().__init__(command.text)
+        self.command = command
+
+    def redo(self):
+        self.command.redo()
+
+    def undo(self):
+        self.command.undo()
+
+    def id(self):
+        # QUndoStack only tries to merge commands that share an id.
+        return 1 if self.command.merge_key is not None else -1
+
+    def mergeWith(self, other):
+        return self.command.merge(other.command)
+
+
+class DocumentModel(QObject):
+    analysis_changed = Signal()
+    selection_changed = Signal(list)
+    project_replaced = Signal()
+    settings_changed = Signal(list)
+    positions_changed = Signal(list)
+
+    def __init__(self, project: Project, path: Path | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self.project = project
+        self.path = path
+        self.selection: list[str] = []
+        self.analysis: Analysis = analyze(project.network)
+        self._connect()
+
+    # -- the project ------------------------------------------------------------------
+    def replace(self, project: Project, path: Path | None) -> None:
+        """Open another project: the undo history starts afresh."""
+        self._disconnect()
+        self.project = project
+        self.path = path
+        self.undo_stack.clear()
+        self.selection = []
+        self._connect()
+        self.analysis = analyze(project.network)
+        self.project_replaced.emit()
+        self.analysis_changed.emit()
+        self.selection_changed.emit([])
+
+    def _connect(self) -> None:
+        self.project.network.changed.connect(self._reanalyze)
+        self.project.settings_changed.connect(self._on_settings)
+        self.project.view.moved.connect(self._on_moved)
+
+    def _disconnect(self) -> None:
+        self.project.network.changed.disconnect(self._reanalyze)
+        self.project.settings_changed.disconnect(self._on_settings)
+        self.project.view.moved.disconnect(self._on_moved)
+
+    def _reanalyze(self) -> None:
+        self.analysis = analyze(self.project.network)
+        self.selection = [n for n in self.selection if n in self.project.network.nodes]
+        self.analysis_changed.emit()
+
+    def _on_settings(self, paths) -> None:
+        self.settings_changed.emit(list(paths))
+
+    def _on_moved(self, ids) -> None:
+        self.positions_changed.emit(list(ids))
+
+    # -- editing ----------------------------------------------------------------------
+    def push(self, command: Command) -> None:
+        """Run a command and put it on the undo stack."""
+        self.undo_stack.push(_QtCommand(command))
+
+    def select(self, ids: list[str]) -> None:
+        ids = [i for i in ids if i in self.project.network.nodes]
+        if ids != self.selection:
+            self.selection = ids
+            self.selection_changed.emit(list(ids))
+
+    @property
+    def dirty(self) -> bool:
+        return not self.undo_stack.isClean()
