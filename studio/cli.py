@@ -379,8 +379,27 @@ def run_launch(args) -> int:
 
     project = args.project or str(sample_project())
     # The window is found through an entry point, so the core never imports the ui package.
-    windows = entry_points(group="studio.gui")
+    windows = list(entry_points(group="studio.gui"))
     if not windows:
-        # No window installed (or none yet): show what the studio does, headless.
+        print(
+            "studio: the window is not installed (pip install -e '.[gui]'); running the headless demo."
+        )
         return run_demo(project)
-    return next(iter(windows)).load()([project])
+    if not _display_available():
+        print(
+            "studio: no display found (DISPLAY is not set); running the headless demo instead. "
+            "Use `xvfb-run -a studio launch` or a desktop session to see the window."
+        )
+        return run_demo(project)
+    try:
+        open_window = windows[0].load()
+    except ImportError as err:
+        print(f"studio: the window cannot start ({err}); running the headless demo.")
+        return run_demo(project)
+    return open_window([project])
+
+
+def _display_available() -> bool:
+    if sys.platform != "linux" or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -37,7 +37,12 @@ class Command:
 
 class AddNode(Command):
     def __init__(self, project: Project, node: Node, position: list[float], edges: list[Edge] = ()):
-        self.project, self.node, self.position, self.edges = project, node, list(position), list(edges)
+        self.project, self.node, self.position, self.edges = (
+            project,
+            node,
+            list(position),
+            list(edges),
+        )
         self.text = f"Add {node.type} '{node.id}'"
 
     def redo(self):
@@ -54,7 +59,13 @@ class AddNode(Command):
 class AddNodes(Command):
     """Several nodes and the edges among them (paste, templates)."""
 
-    def __init__(self, project: Project, nodes: list[Node], positions: dict[str, list[float]], edges: list[Edge]):
+    def __init__(
+        self,
+        project: Project,
+        nodes: list[Node],
+        positions: dict[str, list[float]],
+        edges: list[Edge],
+    ):
         self.project, self.nodes, self.positions, self.edges = project, nodes, positions, edges
         self.text = f"Paste {len(nodes)} layer(s)"
 
@@ -75,7 +86,11 @@ class RemoveNodes(Command):
     def __init__(self, project: Project, node_ids: list[str]):
         self.project = project
         self.ids = [n for n in node_ids if n in project.network.nodes]
-        self.text = f"Delete {', '.join(self.ids)}" if len(self.ids) <= 3 else f"Delete {len(self.ids)} layers"
+        self.text = (
+            f"Delete {', '.join(self.ids)}"
+            if len(self.ids) <= 3
+            else f"Delete {len(self.ids)} layers"
+        )
         self._removed: list = []
 
     def redo(self):
@@ -99,7 +114,9 @@ class Connect(Command):
 
     def __init__(self, project: Project, edge: Edge):
         self.project, self.edge = project, edge
-        self.replaced = [e for e in project.network.incoming(edge.target) if e.target_port == edge.target_port]
+        self.replaced = [
+            e for e in project.network.incoming(edge.target) if e.target_port == edge.target_port
+        ]
         self.text = f"Connect {edge.source} → {edge.target}"
         self._indices: list[int] = []
 
@@ -167,7 +184,12 @@ class SetNodeFields(Command):
 
 
 class MoveNodes(Command):
-    def __init__(self, project: Project, new: dict[str, list[float]], old: dict[str, list[float]] | None = None):
+    def __init__(
+        self,
+        project: Project,
+        new: dict[str, list[float]],
+        old: dict[str, list[float]] | None = None,
+    ):
         self.project = project
         self.new = {k: list(v) for k, v in new.items()}
         self.old = old or {k: list(project.view.positions.get(k, [0.0, 0.0])) for k in new}
@@ -200,7 +222,9 @@ class SetSettings(Command):
             _put(trial, path, value)
         fill_section(DATA, trial["data"], "data")
         fill_section(TRAINING, trial["training"], "training")
-        self.text = text or (f"Set {next(iter(values))}" if len(values) == 1 else f"Change {len(values)} settings")
+        self.text = text or (
+            f"Set {next(iter(values))}" if len(values) == 1 else f"Change {len(values)} settings"
+        )
         self.merge_key = ("settings", tuple(sorted(values)))
 
     def _apply(self, values: dict[str, Any]) -> None:
@@ -239,10 +263,17 @@ class Composite(Command):
 def apply_fix(project: Project, fix: dict, title: str) -> Command:
     """One command for a diagnosis finding's suggested change."""
     parts: list[Command] = []
-    nodes = {nid: changes for nid, changes in fix.get("nodes", {}).items() if nid in project.network.nodes}
+    nodes = {
+        nid: changes
+        for nid, changes in fix.get("nodes", {}).items()
+        if nid in project.network.nodes
+    }
     if nodes:
         parts.append(SetNodeFields(project, nodes))
-    settings = {k if k.startswith(("training.", "data.")) else f"training.{k}": v for k, v in fix.get("training", {}).items()}
+    settings = {
+        k if k.startswith(("training.", "data.")) else f"training.{k}": v
+        for k, v in fix.get("training", {}).items()
+    }
     if settings:
         parts.append(SetSettings(project, settings))
     return Composite(f"Apply fix: {title}", parts)

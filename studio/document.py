@@ -134,7 +134,9 @@ class Network:
             if end not in self.nodes:
                 raise ValueError(f"there is no node '{end}'")
         if edge in self.edges:
-            raise ValueError(f"{edge.source} → {edge.target}.{edge.target_port} is already connected")
+            raise ValueError(
+                f"{edge.source} → {edge.target}.{edge.target_port} is already connected"
+            )
         self.edges.insert(len(self.edges) if index is None else index, edge)
         self.edge_added.emit(edge)
         self.changed.emit()

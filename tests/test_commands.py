@@ -72,7 +72,9 @@ def test_disconnect():
 def test_set_fields_on_many_layers_is_one_step():
     project = load_project(BY_NAME["deep_sigmoid_mlp"])
     layers = [f"dense{i}" for i in range(1, 21)]
-    command = SetNodeFields(project, {n: {"initializer": {"name": "kaiming_normal"}} for n in layers})
+    command = SetNodeFields(
+        project, {n: {"initializer": {"name": "kaiming_normal"}} for n in layers}
+    )
     round_trip(project, command)
     assert all(project.network.nodes[n].initializer["name"] == "kaiming_normal" for n in layers)
     assert command.text == "Set initializer of 20 layers"
@@ -84,7 +86,9 @@ def test_params_are_merged_and_validated_before_anything_changes():
     assert project.network.nodes["hidden1"].params == {"out_features": 32, "bias": True}
     before = snapshot(project)
     with pytest.raises(ProjectError, match="out_features"):
-        SetNodeFields(project, {"hidden2": {"dropout": 0.5}, "hidden1": {"params": {"out_features": 0}}})
+        SetNodeFields(
+            project, {"hidden2": {"dropout": 0.5}, "hidden1": {"params": {"out_features": 0}}}
+        )
     assert snapshot(project) == before
 
 
@@ -102,7 +106,9 @@ def test_moves_merge_into_one_undo_step():
 
 def test_settings_are_validated_and_undoable():
     project = load_project(BY_NAME["digits_mlp"])
-    round_trip(project, SetSettings(project, {"training.optimizer.lr": 0.05, "data.validation": 0.3}))
+    round_trip(
+        project, SetSettings(project, {"training.optimizer.lr": 0.05, "data.validation": 0.3})
+    )
     with pytest.raises(ProjectError, match="training.optimizer.lr"):
         SetSettings(project, {"training.optimizer.lr": -1})
     with pytest.raises(ProjectError):
@@ -111,9 +117,16 @@ def test_settings_are_validated_and_undoable():
 
 def test_a_finding_fix_is_one_command():
     project = load_project(BY_NAME["deep_sigmoid_mlp"])
-    fix = {"nodes": {"dense1": {"activation": "relu", "initializer": {"name": "kaiming_normal"},
-                                "normalization": {"kind": "batch"}}},
-           "training": {"optimizer.lr": 0.001}}
+    fix = {
+        "nodes": {
+            "dense1": {
+                "activation": "relu",
+                "initializer": {"name": "kaiming_normal"},
+                "normalization": {"kind": "batch"},
+            }
+        },
+        "training": {"optimizer.lr": 0.001},
+    }
     command = apply_fix(project, fix, "Vanishing gradients")
     round_trip(project, command)
     assert project.network.nodes["dense1"].activation == "relu"

@@ -263,3 +263,14 @@ def test_runs_are_kept_and_indexed(tmp_path):
     ):
         assert (folder / name).is_file(), name
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_run_keeps_its_series_for_overlays(tmp_path):
+    outcome = train(load_project(MLP, ["training.epochs=1"]), runs_root=tmp_path)
+    series = Run.open(tmp_path, outcome.run.id).series()
+    assert list(series["layers"]) == ["hidden1", "hidden2", "classes"]
+    assert len(series["loss"]) == outcome.result.steps == len(series["step"])
+    assert series["grad_norms"].shape[1] == 3 and len(series["grad_step"]) == len(
+        series["grad_norms"]
+    )
+    assert Run.open(tmp_path, "last").metrics()[0]["epoch"] == 1

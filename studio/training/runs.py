@@ -181,6 +181,27 @@ class Run:
         state["model"] = read_state_dict(weights)
         return state
 
+    def series(self) -> dict:
+        """Per-step loss and per-layer gradient norms of the run, for overlays."""
+        import numpy as np
+
+        path = self.path / "series.npz"
+        if not path.is_file():
+            return {}
+        # allow_pickle stays off: the file holds plain arrays only.
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+
+    def metrics(self) -> list[dict]:
+        path = self.path / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        return [
+            json.loads(line)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+
     def project(self) -> Project:
         from studio.projectfile import load_project
 

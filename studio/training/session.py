@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from studio.document import Project
 from studio.training.diagnosis import Diagnosis, Finding
 from studio.training.engine import FitResult, Trainer
@@ -60,7 +62,8 @@ def train(
             runs_root, project, str(trainer.device), resumed_from=resume.id if resume else None
         )
         trainer.run = run
-        trainer.listeners.append(_RunLog(run))
+        series = _SeriesLog()
+        trainer.listeners.extend([_RunLog(run), series])
     result = trainer.fit(resume=state)
     if run is not None:
         run.save_weights("last", trainer.model)
@@ -75,9 +78,41 @@ def train(
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }
     if run is not None:
+        series.save(run.path / "series.npz")
         run.write_json("findings.json", summary["findings"])
         run.finish(summary)
     return TrainingOutcome(run, result, diagnosis.findings, summary)
+
+
+class _SeriesLog:
+    """Keeps per-step loss and per-layer gradient norms so runs can be overlaid later."""
+
+    def __init__(self):
+        self.layers: list[str] = []
+        self.steps, self.losses, self.grad_steps, self.grads = [], [], [], []
+
+    def __call__(self, event: dict) -> None:
+        if event["type"] == "start":
+            self.layers = list(event["layers"])
+        elif event["type"] == "steps":
+            self.steps.append(event["step"])
+            self.losses.append(event["loss"])
+        elif event["type"] == "gradients":
+            self.grad_steps.append(event["step"])
+            self.grads.append(event["norms"])
+
+    def save(self, path: Path) -> None:
+        def cat(parts, empty):
+            return np.concatenate(parts) if parts else empty
+
+        np.savez_compressed(
+            path,
+            layers=np.array(self.layers, dtype=str),
+            step=cat(self.steps, np.zeros(0, dtype=int)),
+            loss=cat(self.losses, np.zeros(0)),
+            grad_step=cat(self.grad_steps, np.zeros(0, dtype=int)),
+            grad_norms=cat(self.grads, np.zeros((0, len(self.layers)))),
+        )
 
 
 class _RunLog:

@@ -1,0 +1,25 @@
+"""Qt test setup: offscreen, isolated settings and runs folder, and a check that no test
+leaves a thread running (napari's dangling-thread check)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch, qapp):
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
+    qapp.setOrganizationName("StudioTests")
+    qapp.setApplicationName("StudioTests")
+    QSettings.setDefaultFormat(QSettings.IniFormat)
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "settings"))
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    leaked = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert not leaked, f"threads left running: {[t.name for t in leaked]}"

@@ -1,0 +1,202 @@
+"""The inspector: a form for the selected layers, generated from their schemas.
+
+Every edit becomes one SetNodeFields command over all selected layers that take that
+field, so "Kaiming on all 20 layers" is one action and one undo step. A value the schema
+refuses is shown as a message and never reaches the document.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGroupBox,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.commands import SetNodeFields
+from studio.errors import ProjectError
+from studio.initializers import INITIALIZERS
+from studio.options import ACTIVATION, DROPOUT, INITIALIZER, NORMALIZATION
+from studio.registry import catalog
+from studio.shapes_text import describe
+from ui.document import DocumentModel
+from ui.forms import MIXED, ParamForm
+
+
+def _common(values: list):
+    first = values[0]
+    return first if all(v == first for v in values[1:]) else MIXED
+
+
+class Inspector(QScrollArea):
+    def __init__(self, model: DocumentModel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = model
+        self.setWidgetResizable(True)
+        self.setMinimumWidth(280)
+        self._body = QWidget()
+        self.setWidget(self._body)
+        self._layout = QVBoxLayout(self._body)
+        self._layout.setAlignment(Qt.AlignTop)
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.RichText)
+        self.title.setWordWrap(True)
+        self.facts = QLabel()
+        self.facts.setWordWrap(True)
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #dc2626;")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #dc2626; font-weight: 600;")
+        for w in (self.title, self.facts, self.problem, self.message):
+            self._layout.addWidget(w)
+        self._sections: list[QWidget] = []
+        model.selection_changed.connect(self.refresh)
+        model.analysis_changed.connect(self.refresh)
+        model.project_replaced.connect(self.refresh)
+        self.refresh()
+
+    # -- building ---------------------------------------------------------------------
+    def _clear_sections(self) -> None:
+        for w in self._sections:
+            self._layout.removeWidget(w)
+            w.deleteLater()
+        self._sections = []
+
+    def _section(self, title: str, content: QWidget) -> QGroupBox:
+        box = QGroupBox(title)
+        layout = QVBoxLayout(box)
+        layout.addWidget(content)
+        self._layout.addWidget(box)
+        self._sections.append(box)
+        return box
+
+    def refresh(self, *_):
+        self._clear_sections()
+        self.message.clear()
+        ids = [i for i in self.model.selection if i in self.model.project.network.nodes]
+        if not ids:
+            self.title.setText("<b>No layer selected</b>")
+            self.facts.setText(
+                "Select a layer on the canvas to edit it, or several to edit them together."
+            )
+            self.problem.clear()
+            return
+        nodes = [self.model.project.network.nodes[i] for i in ids]
+        cat = catalog()
+        types = {n.type for n in nodes}
+        layers = [cat.get(n.type) for n in nodes]
+        analysis = self.model.analysis
+        if len(nodes) == 1:
+            node, layer = nodes[0], layers[0]
+            info = analysis.layers.get(node.id)
+            self.title.setText(f"<b>{node.id}</b> &nbsp;·&nbsp; {node.type}")
+            shape = describe(info.output_shape) if info else "?"
+            params = f"{info.params:,}" if info else "?"
+            self.facts.setText(f"{layer.summary}\nOutput {shape} · {params} parameters")
+            self.problem.setText(info.error if info and info.error else "")
+        else:
+            self.title.setText(
+                f"<b>{len(nodes)} layers</b> &nbsp;·&nbsp; {', '.join(sorted(types))}"
+            )
+            self.facts.setText("Changes apply to every selected layer that has the option.")
+            self.problem.clear()
+
+        if len(types) == 1 and layers[0].params:
+            form = ParamForm(layers[0].params)
+            form.set_values(
+                {p.name: _common([n.params[p.name] for n in nodes]) for p in layers[0].params}
+            )
+            form.edited.connect(lambda name, value: self._edit(ids, "params", {name: value}))
+            self._section("Layer", form)
+
+        weighted = [n for n, layer in zip(nodes, layers) if layer.weighted]
+        if weighted:
+            names = [n.initializer["name"] for n in weighted]
+            choice = ParamForm((INITIALIZER,))
+            common = _common(names)
+            choice.set_values({"name": common})
+            choice.edited.connect(
+                lambda _, value: self._edit(
+                    [n.id for n in weighted], "initializer", {"name": value}
+                )
+            )
+            box = self._section("Initializer", choice)
+            if common is not MIXED and INITIALIZERS[common].params:
+                args = ParamForm(INITIALIZERS[common].params)
+                args.set_values(
+                    {
+                        p.name: _common([n.initializer.get(p.name) for n in weighted])
+                        for p in INITIALIZERS[common].params
+                    }
+                )
+                args.edited.connect(
+                    lambda name, value: self._edit_initializer(weighted, name, value)
+                )
+                box.layout().addWidget(args)
+            help_text = QLabel(
+                INITIALIZERS[common].help
+                if common is not MIXED
+                else "The layers use different initializers."
+            )
+            help_text.setWordWrap(True)
+            help_text.setStyleSheet("color: palette(dark);")
+            box.layout().addWidget(help_text)
+
+        blocks = [n for n, layer in zip(nodes, layers) if layer.block_options]
+        if blocks:
+            norm = ParamForm(NORMALIZATION)
+            norm.set_values(
+                {p.name: _common([n.normalization[p.name] for n in blocks]) for p in NORMALIZATION}
+            )
+            norm.edited.connect(
+                lambda name, value: self._edit(
+                    [n.id for n in blocks], "normalization", {name: value}
+                )
+            )
+            self._section("Normalization", norm)
+            after = ParamForm((ACTIVATION, DROPOUT))
+            after.set_values(
+                {
+                    "activation": _common([n.activation for n in blocks]),
+                    "dropout": _common([n.dropout for n in blocks]),
+                }
+            )
+            after.edited.connect(
+                lambda name, value: self._edit([n.id for n in blocks], name, value)
+            )
+            self._section("Activation and dropout", after)
+
+        if any(not layer.is_input for layer in layers):
+            train = QCheckBox("Trainable (untick to freeze)")
+            state = _common([n.trainable for n in nodes])
+            train.setTristate(state is MIXED)
+            train.setCheckState(
+                Qt.PartiallyChecked if state is MIXED else Qt.Checked if state else Qt.Unchecked
+            )
+            train.clicked.connect(lambda checked: self._edit(ids, "trainable", bool(checked)))
+            self._section("Training", train)
+
+    # -- editing ----------------------------------------------------------------------
+    def _edit(self, ids: list[str], field: str, value) -> None:
+        changes = {nid: {field: value} for nid in ids}
+        if field == "initializer":
+            # A new initializer starts from its own defaults.
+            changes = {nid: {"initializer": dict(value)} for nid in ids}
+        self._push(changes)
+
+    def _edit_initializer(self, nodes, name, value) -> None:
+        self._push({n.id: {"initializer": {**n.initializer, name: value}} for n in nodes})
+
+    def _push(self, changes: dict) -> None:
+        try:
+            command = SetNodeFields(self.model.project, changes)
+        except ProjectError as err:
+            self.message.setText(str(err))
+            return
+        self.model.push(command)

@@ -1,0 +1,576 @@
+"""The studio's main window: palette, canvas, inspector, data and training panels, live
+plots, findings and runs, around one open project."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QWidget,
+)
+
+from studio.document import Project
+from studio.errors import StudioError
+from studio.projectfile import load_project, save_project
+from studio.report import human_count
+from studio.settings import DATA, TRAINING
+from studio.training.runs import Run
+from studio.training.setup import pick_device
+from ui.canvas import GraphCanvas
+from ui.document import DocumentModel
+from ui.export_dialog import ExportDialog
+from ui.findings import FindingsPanel
+from ui.inspector import Inspector
+from ui.palette import LayerPalette
+from ui.plots import TrainingPlots
+from ui.runs_panel import RunsPanel
+from ui.settings_panel import SettingsPanel
+from ui.theme import RESOURCES, apply_theme, icon, is_dark
+from ui.training import TrainingController
+
+EXAMPLES = RESOURCES / "examples"
+MAX_RECENT = 8
+
+
+def runs_root() -> Path:
+    """Where the window keeps runs: $STUDIO_RUNS, else the user's data folder."""
+    if os.environ.get("STUDIO_RUNS"):
+        return Path(os.environ["STUDIO_RUNS"])
+    base = QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or str(
+        Path.home() / ".studio"
+    )
+    return Path(base) / "runs"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, project: Project | None = None, path: Path | None = None):
+        super().__init__()
+        self.settings = QSettings()
+        self.model = DocumentModel(project or Project(), path, self)
+        self.runs_root = runs_root()
+        self.training = TrainingController(self)
+        self._progress_started = 0.0
+        self._total_steps = 0
+        self._first_step = 0
+
+        self.canvas = GraphCanvas(self.model)
+        self.setCentralWidget(self.canvas)
+        self.palette_panel = LayerPalette()
+        self.inspector = Inspector(self.model)
+        self.data_panel = SettingsPanel(self.model, "data", DATA)
+        self.training_panel = SettingsPanel(self.model, "training", TRAINING)
+        self.plots = TrainingPlots()
+        self.findings = FindingsPanel(self.model)
+        self.runs = RunsPanel()
+        self._build_docks()
+        self._build_actions()
+        self._build_status_bar()
+        self._connect()
+        self._restore_settings()
+        self._project_changed()
+
+    # -- layout -----------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.setDockNestingEnabled(True)
+        self.palette_dock = self._dock(
+            "Layers", self.palette_panel, Qt.LeftDockWidgetArea, "palette"
+        )
+        self.inspector_dock = self._dock(
+            "Inspector", self.inspector, Qt.RightDockWidgetArea, "inspector"
+        )
+        self.data_dock = self._dock("Data", self.data_panel, Qt.RightDockWidgetArea, "data")
+        self.training_dock = self._dock(
+            "Training", self.training_panel, Qt.RightDockWidgetArea, "training"
+        )
+        self.tabifyDockWidget(self.inspector_dock, self.data_dock)
+        self.tabifyDockWidget(self.data_dock, self.training_dock)
+        self.inspector_dock.raise_()
+        self.plots_dock = self._dock("Live plots", self.plots, Qt.BottomDockWidgetArea, "plots")
+        self.runs_dock = self._dock("Runs", self.runs, Qt.BottomDockWidgetArea, "runs")
+        self.tabifyDockWidget(self.plots_dock, self.runs_dock)
+        self.plots_dock.raise_()
+        self.findings_dock = self._dock(
+            "Findings", self.findings, Qt.RightDockWidgetArea, "findings"
+        )
+        self.splitDockWidget(self.inspector_dock, self.findings_dock, Qt.Vertical)
+        self.resizeDocks([self.palette_dock], [210], Qt.Horizontal)
+        self.resizeDocks([self.inspector_dock], [330], Qt.Horizontal)
+        self.resizeDocks([self.plots_dock], [330], Qt.Vertical)
+
+    def _action(
+        self, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str = ""
+    ) -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if shortcut is not None:
+            action.setShortcuts(
+                shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)]
+            )
+        action.setStatusTip(tip or text.replace("&", "").replace("…", ""))
+        action.setToolTip(
+            f"{text.replace('&', '').replace('…', '')}"
+            + (f" ({action.shortcut().toString()})" if shortcut else "")
+        )
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        stack = self.model.undo_stack
+        self.act_new = self._action("&New", self.new_project, QKeySequence.New, "new")
+        self.act_open = self._action("&Open…", self.open_dialog, QKeySequence.Open, "open")
+        self.act_save = self._action("&Save", self.save, QKeySequence.Save, "save")
+        self.act_save_as = self._action("Save &As…", self.save_as, QKeySequence.SaveAs)
+        self.act_export = self._action(
+            "&Export…", self.export, "Ctrl+E", "export", "Export to ONNX or safetensors"
+        )
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.Quit)
+        self.act_undo = stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcut(QKeySequence.Undo)
+        self.act_undo.setIcon(icon("undo"))
+        self.act_redo = stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence.Redo, QKeySequence("Ctrl+Y")])
+        self.act_redo.setIcon(icon("redo"))
+        self.act_copy = self._action(
+            "&Copy", lambda: self.canvas.copy_selection(), QKeySequence.Copy
+        )
+        self.act_paste = self._action("&Paste", lambda: self.canvas.paste(), QKeySequence.Paste)
+        self.act_delete = self._action(
+            "&Delete",
+            lambda: self.canvas.delete_selection(),
+            [QKeySequence.Delete, QKeySequence(Qt.Key_Backspace)],
+        )
+        self.act_select_all = self._action("Select &All", self.select_all, QKeySequence.SelectAll)
+        for a in (self.act_copy, self.act_paste, self.act_delete, self.act_select_all):
+            # Canvas-scoped: typing in the inspector must keep its own copy/paste/delete.
+            a.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+            self.canvas.addAction(a)
+        self.act_check = self._action(
+            "&Check", self.check, "Ctrl+K", "check", "Check shapes and show problems"
+        )
+        self.act_train = self._action(
+            "&Train", self.train, ["Ctrl+Return", "Ctrl+Enter"], "train", "Train the model"
+        )
+        self.act_train.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.act_pause = self._action(
+            "&Pause", self.toggle_pause, "Ctrl+Shift+P", "pause", "Pause or resume training"
+        )
+        self.act_stop = self._action(
+            "&Stop", self.stop_training, "Ctrl+.", "stop", "Stop training (keeps a checkpoint)"
+        )
+        self.act_fit = self._action("&Fit to View", lambda: self.canvas.fit_to_view(), "F", "fit")
+        self.act_fit.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+        self.canvas.addAction(self.act_fit)
+        self.act_layout = self._action(
+            "Auto &Layout", lambda: self.canvas.auto_layout(), "Ctrl+L", "layout"
+        )
+        self.act_dark = self._action("&Dark Theme", self.toggle_theme)
+        self.act_dark.setCheckable(True)
+        self.act_about = self._action("&About Studio", self.about)
+
+        menu = self.menuBar().addMenu("&File")
+        menu.addActions([self.act_new, self.act_open])
+        self.examples_menu = menu.addMenu("Open &Example")
+        for path in sorted(EXAMPLES.glob("*.json")):
+            self.examples_menu.addAction(path.stem, lambda p=path: self.open(p))
+        self.recent_menu = menu.addMenu("Open &Recent")
+        menu.addSeparator()
+        menu.addActions([self.act_save, self.act_save_as, self.act_export])
+        menu.addSeparator()
+        menu.addAction(self.act_quit)
+        edit = self.menuBar().addMenu("&Edit")
+        edit.addActions([self.act_undo, self.act_redo])
+        edit.addSeparator()
+        edit.addActions([self.act_copy, self.act_paste, self.act_delete, self.act_select_all])
+        view = self.menuBar().addMenu("&View")
+        view.addActions([self.act_fit, self.act_layout])
+        view.addSeparator()
+        for dock in (
+            self.palette_dock,
+            self.inspector_dock,
+            self.data_dock,
+            self.training_dock,
+            self.plots_dock,
+            self.findings_dock,
+            self.runs_dock,
+        ):
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        view.addAction(self.act_dark)
+        run = self.menuBar().addMenu("&Run")
+        run.addActions([self.act_check, self.act_train, self.act_pause, self.act_stop])
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.act_about)
+
+        bar = self.addToolBar("Main")
+        bar.setObjectName("main-toolbar")
+        bar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        bar.addActions([self.act_new, self.act_open, self.act_save])
+        bar.addSeparator()
+        bar.addActions([self.act_undo, self.act_redo])
+        bar.addSeparator()
+        bar.addActions([self.act_check, self.act_train, self.act_pause, self.act_stop])
+        bar.addSeparator()
+        bar.addActions([self.act_export, self.act_fit, self.act_layout])
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.eta = QLabel()
+        self.validity = QLabel()
+        self.params_label = QLabel()
+        try:
+            device = str(pick_device("auto"))
+        except StudioError:
+            device = "cpu"
+        self.device_label = QLabel(f"Device: {device}")
+        for w in (self.eta, self.progress, self.validity, self.params_label, self.device_label):
+            status.addPermanentWidget(w)
+
+    def _connect(self) -> None:
+        m = self.model
+        m.analysis_changed.connect(self._update_status)
+        m.undo_stack.cleanChanged.connect(self._update_title)
+        m.project_replaced.connect(self._project_changed)
+        m.selection_changed.connect(self._selection_changed)
+        self.palette_panel.layer_requested.connect(self._append_layer)
+        self.canvas.status_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.plots.layer_clicked.connect(lambda name: m.select([name]))
+        self.findings.show_layers.connect(self._show_layers)
+        self.findings.fix_applied.connect(
+            lambda title: self.statusBar().showMessage(
+                f"Applied the fix for '{title}'. Train again to compare.", 6000
+            )
+        )
+        self.runs.compare_requested.connect(self._compare_runs)
+        self.training.events.connect(self._on_events)
+        self.training.finished.connect(self._on_finished)
+        self.training.state_changed.connect(self._on_state)
+        self._on_state("idle")
+
+    # -- settings ---------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 930)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        self.act_dark.setChecked(is_dark())
+        self._update_recent_menu()
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent", []) or []
+        return [value] if isinstance(value, str) else list(value)
+
+    def _remember(self, path: Path) -> None:
+        recent = [str(path)] + [p for p in self.recent_files() if p != str(path)]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+        self._update_recent_menu()
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent_files():
+            self.recent_menu.addAction(p, lambda p=p: self.open(Path(p)))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    # -- files ------------------------------------------------------------------------
+    def _confirm_discard(self) -> bool:
+        if not self.model.dirty:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Unsaved changes",
+            f"Save the changes to {self.model.project.name}?",
+            QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
+            QMessageBox.Save,
+        )
+        if answer == QMessageBox.Save:
+            return self.save()
+        return answer == QMessageBox.Discard
+
+    def new_project(self) -> None:
+        if not self._confirm_discard():
+            return
+        project = load_project(EXAMPLES / "digits_mlp.json")
+        for nid in list(project.network.nodes):
+            if project.network.nodes[nid].type != "Input":
+                project.network.remove_node(nid)
+        project.name, project.description = "untitled", ""
+        project.view.positions = {nid: [0.0, 0.0] for nid in project.network.nodes}
+        self.model.replace(project, None)
+
+    def open_dialog(self) -> None:
+        start = str(self.model.path.parent) if self.model.path else str(EXAMPLES)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open project", start, "Studio projects (*.json)"
+        )
+        if path:
+            self.open(Path(path))
+
+    def open(self, path: Path) -> bool:
+        if not self._confirm_discard():
+            return False
+        try:
+            project = load_project(path)
+        except StudioError as err:
+            QMessageBox.warning(self, "Cannot open project", str(err))
+            return False
+        self.model.replace(project, Path(path))
+        self._remember(Path(path).resolve())
+        return True
+
+    def save(self) -> bool:
+        if self.model.path is None or self.model.path.is_relative_to(EXAMPLES):
+            return self.save_as()
+        return self._write(self.model.path)
+
+    def save_as(self) -> bool:
+        start = str(Path.home() / f"{self.model.project.name}.json")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save project", start, "Studio projects (*.json)"
+        )
+        if not path:
+            return False
+        if not path.endswith(".json"):
+            path += ".json"
+        self.model.project.name = Path(path).stem
+        return self._write(Path(path))
+
+    def _write(self, path: Path) -> bool:
+        try:
+            save_project(self.model.project, path)
+        except OSError as err:
+            QMessageBox.warning(
+                self, "Cannot save", f"Cannot write '{path}': {err.strerror or err}."
+            )
+            return False
+        self.model.path = path
+        self.model.undo_stack.setClean()
+        self._remember(path.resolve())
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        return True
+
+    # -- project state ----------------------------------------------------------------
+    def _project_changed(self) -> None:
+        self._update_title()
+        self._update_status()
+        self.findings.clear()
+        self.plots.clear()
+        self.runs.show_project(self.runs_root, self.model.project.name)
+        QTimer.singleShot(0, self.canvas.fit_to_view)
+
+    def _update_title(self, *_) -> None:
+        where = str(self.model.path) if self.model.path else "not saved"
+        star = " •" if self.model.dirty else ""
+        self.setWindowTitle(f"{self.model.project.name}{star} — {where} — Studio")
+
+    def _update_status(self) -> None:
+        a = self.model.analysis
+        self.params_label.setText(
+            f"Parameters: {human_count(a.trainable_params)} trainable · {human_count(a.frozen_params)} frozen"
+        )
+        if a.ok:
+            self.validity.setText("✔ Valid network")
+            self.validity.setStyleSheet("color: #16a34a;")
+            self.validity.setToolTip(f"Output {a.output_shape}")
+        else:
+            self.validity.setText(f"✘ {len(a.problems)} problem(s)")
+            self.validity.setStyleSheet("color: #dc2626;")
+            self.validity.setToolTip("\n".join(p.message for p in a.problems))
+
+    def _selection_changed(self, ids: list[str]) -> None:
+        if ids:
+            self.plots.select_layer(ids[0])
+            self.inspector_dock.raise_()
+
+    def _append_layer(self, type_name: str) -> None:
+        after = self.model.selection[-1] if self.model.selection else None
+        self.canvas.add_layer(type_name, after=after)
+
+    def _show_layers(self, ids: list[str]) -> None:
+        self.canvas.highlight_nodes(ids, "#f59e0b")
+        self.model.select(ids)
+        if ids:
+            self.canvas.center_on(ids[0])
+
+    def select_all(self) -> None:
+        self.model.select(list(self.model.project.network.nodes))
+
+    # -- run --------------------------------------------------------------------------
+    def check(self) -> None:
+        a = self.model.analysis
+        if a.ok:
+            self.statusBar().showMessage(
+                f"The network is valid: output {a.output_shape}, {a.trainable_params:,} trainable parameters, "
+                f"{human_count(a.macs)} MACs per sample.",
+                8000,
+            )
+            return
+        bad = [p.node for p in a.problems if p.node]
+        self.model.select(bad)
+        self.canvas.highlight_nodes(bad, "#dc2626")
+        QMessageBox.warning(
+            self, "Problems in the network", "\n\n".join(p.message for p in a.problems)
+        )
+
+    def train(self) -> None:
+        if not self.model.analysis.ok:
+            self.check()
+            return
+        if self.training.running:
+            answer = QMessageBox.question(
+                self, "Training is running", "Stop the current run and start a new one?"
+            )
+            if answer != QMessageBox.Yes:
+                return
+        self.findings.clear()
+        self.plots.clear()
+        self.canvas.clear_highlight()
+        base = self.model.path.parent if self.model.path else Path.cwd()
+        self._progress_started = time.monotonic()
+        self.training.start(self.model.project, self.runs_root, base)
+        self.plots_dock.raise_()
+
+    def toggle_pause(self) -> None:
+        if self.training.state == "paused":
+            self.training.resume()
+        else:
+            self.training.pause()
+
+    def stop_training(self) -> None:
+        self.training.stop()
+
+    def _on_state(self, state: str) -> None:
+        running = state in ("running", "paused", "stopping")
+        self.act_train.setEnabled(state != "stopping")
+        self.act_pause.setEnabled(running and state != "stopping")
+        self.act_pause.setText("&Resume" if state == "paused" else "&Pause")
+        self.act_pause.setIcon(icon("train" if state == "paused" else "pause"))
+        self.act_stop.setEnabled(running and state != "stopping")
+        self.progress.setVisible(running)
+        if state == "paused":
+            self.eta.setText("Paused")
+
+    def _on_events(self, events: list[dict]) -> None:
+        for event in events:
+            kind = event["type"]
+            self.plots.feed(event)
+            if kind == "start":
+                self._total_steps = event["total_steps"]
+                self._first_step = event["first_step"]
+                self._progress_started = time.monotonic()
+                self.progress.setRange(0, max(1, self._total_steps))
+                self.device_label.setText(f"Device: {event['device']}")
+            elif kind == "steps":
+                done = int(event["step"][-1]) + 1
+                self._show_progress(done, event["epoch"], event["batches_per_epoch"])
+            elif kind == "finding":
+                self.findings.add(event)
+                self.canvas.highlight_nodes(event.get("layers", []), "#f59e0b")
+                self.findings_dock.raise_()
+        self.plots.refresh()
+
+    def _show_progress(self, done: int, epoch: int, per_epoch: int) -> None:
+        self.progress.setValue(done)
+        self.progress.setFormat(f"epoch {epoch + 1} · step {done:,}/{self._total_steps:,}")
+        elapsed = time.monotonic() - self._progress_started
+        fresh = done - self._first_step
+        if fresh > 0 and elapsed > 0.5:
+            remaining = (self._total_steps - done) * elapsed / fresh
+            self.eta.setText(f"ETA {_duration(remaining)}")
+
+    def _on_finished(self, summary: dict) -> None:
+        self.progress.hide()
+        if summary.get("status") == "failed":
+            self.eta.setText("")
+            QMessageBox.warning(self, "Training could not run", summary["error"])
+            return
+        best = summary.get("best", {}).get("metrics", {})
+        acc = (
+            f", best validation accuracy {best['val_accuracy']:.1%}"
+            if "val_accuracy" in best
+            else ""
+        )
+        self.eta.setText(
+            f"{summary['status'].replace('_', ' ')} in {_duration(summary['seconds'])}"
+        )
+        self.statusBar().showMessage(
+            f"Training {summary['status'].replace('_', ' ')}: {summary['reason']}{acc}. "
+            f"{len(summary.get('findings', []))} finding(s).",
+            15000,
+        )
+        self.runs.refresh()
+
+    def _compare_runs(self, runs: list[Run]) -> None:
+        for run in runs:
+            series = run.series()
+            if series:
+                self.plots.set_comparison(series, f"run {run.id}")
+        self.plots_dock.raise_()
+
+    def export(self) -> None:
+        if not self.model.analysis.ok:
+            self.check()
+            return
+        ExportDialog(self.model, self.runs_root, self).exec()
+
+    # -- misc -------------------------------------------------------------------------
+    def toggle_theme(self) -> None:
+        dark = self.act_dark.isChecked()
+        apply_theme(QApplication.instance(), dark)
+        self.settings.setValue("dark", dark)
+        self.statusBar().showMessage("Theme changed; icons update on the next start.", 4000)
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Studio",
+            "<b>Studio</b><br>Build a network, watch it train, see why it does not learn.<br><br>"
+            "PyTorch, PySide6 and pyqtgraph.",
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        self.training.stop(wait=True)
+        self._save_settings()
+        event.accept()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
