@@ -28,6 +28,7 @@ from studio.settings import DATA, TRAINING
 from studio.training.runs import Run
 from studio.training.setup import pick_device
 from ui.canvas import GraphCanvas
+from ui.data_preview import DataPreview
 from ui.document import DocumentModel
 from ui.export_dialog import ExportDialog
 from ui.findings import FindingsPanel
@@ -68,7 +69,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.palette_panel = LayerPalette()
         self.inspector = Inspector(self.model)
-        self.data_panel = SettingsPanel(self.model, "data", DATA)
+        self.data_preview = DataPreview(self.model)
+        self.data_panel = SettingsPanel(self.model, "data", DATA, extra=self.data_preview)
         self.training_panel = SettingsPanel(self.model, "training", TRAINING)
         self.plots = TrainingPlots()
         self.findings = FindingsPanel(self.model)

@@ -149,3 +149,17 @@ def test_a_bad_data_setting_ends_the_run_with_a_sentence_not_a_crash(qtbot, tmp_
     with qtbot.waitSignal(controller.finished, timeout=30000) as done:
         controller.start(model.project, tmp_path / "runs", EXAMPLES)
     assert done.args[0]["status"] == "failed" and "does not exist" in done.args[0]["error"]
+
+
+def test_the_data_preview_shows_samples_per_class(qtbot):
+    from ui.data_preview import DataPreview
+
+    model = model_of("digits_cnn")
+    preview = DataPreview(model)
+    qtbot.addWidget(preview)
+    preview.load()
+    qtbot.waitUntil(lambda: preview.button.isEnabled(), timeout=30000)
+    preview.wait()
+    assert [name for name, _ in preview.samples] == [str(i) for i in range(10)]
+    assert all(len(images) == 6 and images[0].shape == (8, 8, 1) for _, images in preview.samples)
+    assert "1,797" in preview.report.text() or "1,437" in preview.report.text()

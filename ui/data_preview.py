@@ -1,0 +1,130 @@
+"""A preview of the project's data: a few samples per class, loaded off the GUI thread.
+
+Loading decodes images and runs tensor ops, so it happens in a short-lived thread (its
+OpenMP team ends with it) and only numpy arrays come back to the GUI.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from studio.errors import StudioError
+from ui.document import DocumentModel
+
+PER_CLASS = 6
+MAX_CLASSES = 10
+CELL = 44
+
+
+def sample_grid(settings: dict, input_shape: tuple, seed: int, base) -> dict:
+    """A few training samples per class as uint8 images, plus the data report."""
+    from studio.data.prepare import prepare_data
+
+    data = prepare_data({**settings, "scaling": "unit"}, input_shape, seed, base)
+    x, y = data.train.x.numpy(), data.train.y.numpy()
+    samples = []
+    for index, name in enumerate(data.classes[:MAX_CLASSES]):
+        chosen = x[y == index][:PER_CLASS]
+        samples.append((name, [_as_image(s) for s in chosen]))
+    return {"report": data.report(), "samples": samples, "image": x.ndim == 4}
+
+
+def _as_image(sample: np.ndarray) -> np.ndarray:
+    if sample.ndim == 3:
+        array = sample.transpose(1, 2, 0) if sample.shape[0] in (1, 3) else sample[..., :1]
+    elif sample.ndim == 2:
+        array = sample[..., None]
+    else:
+        side = int(np.ceil(np.sqrt(sample.size)))
+        array = np.zeros(side * side)
+        array[: sample.size] = sample
+        array = array.reshape(side, side, 1)
+    return (np.clip(array, 0, 1) * 255).astype(np.uint8)
+
+
+class _Loaded(QObject):
+    done = Signal(object)
+
+
+class DataPreview(QGroupBox):
+    def __init__(self, model: DocumentModel, parent: QWidget | None = None):
+        super().__init__("Preview", parent)
+        self.model = model
+        self.button = QPushButton("Show samples")
+        self.button.clicked.connect(self.load)
+        self.report = QLabel("A few training samples per class, as the network will see them.")
+        self.report.setWordWrap(True)
+        self.grid_host = QWidget()
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setSpacing(2)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.button)
+        layout.addWidget(self.report)
+        layout.addWidget(self.grid_host)
+        self._signal = _Loaded()
+        self._signal.done.connect(self._show)
+        self._thread: threading.Thread | None = None
+
+    def load(self) -> None:
+        analysis = self.model.analysis
+        if analysis.input_id is None:
+            self.report.setText("Add an Input layer first: its shape says how to load the data.")
+            return
+        shape = self.model.project.network.nodes[analysis.input_id].params["shape"]
+        project = self.model.project
+        base = self.model.path.parent if self.model.path else None
+        self.button.setEnabled(False)
+        self.report.setText("Loading…")
+
+        def work():
+            from pathlib import Path
+
+            try:
+                result = sample_grid(
+                    dict(project.data), tuple(shape), project.training["seed"], base or Path.cwd()
+                )
+            except StudioError as err:
+                result = {"error": str(err)}
+            self._signal.done.emit(result)
+
+        self._thread = threading.Thread(target=work, name="studio-data-preview", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float = 30.0) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @Slot(object)
+    def _show(self, result: dict) -> None:
+        self.button.setEnabled(True)
+        self.button.setText("Refresh samples")
+        while self.grid.count():
+            item = self.grid.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        if "error" in result:
+            self.report.setText(result["error"])
+            return
+        self.report.setText(result["report"])
+        for row, (name, images) in enumerate(result["samples"]):
+            label = QLabel(name)
+            label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.grid.addWidget(label, row, 0)
+            for col, array in enumerate(images, start=1):
+                tile = QLabel()
+                tile.setPixmap(_pixmap(array))
+                self.grid.addWidget(tile, row, col)
+        self.samples = result["samples"]
+
+
+def _pixmap(array: np.ndarray) -> QPixmap:
+    h, w, c = array.shape
+    data = np.ascontiguousarray(array if c == 3 else array[..., 0])
+    fmt = QImage.Format_RGB888 if c == 3 else QImage.Format_Grayscale8
+    image = QImage(data.data, w, h, w * c, fmt).copy()
+    return QPixmap.fromImage(image).scaled(CELL, CELL, Qt.KeepAspectRatio, Qt.FastTransformation)
