@@ -162,3 +162,39 @@ def test_diagnose_prints_a_layer_table_and_findings(capsys):
     assert main(["diagnose", str(deep), "--steps", "10"]) == 0
     out = capsys.readouterr().out
     assert "grad norm" in out and "dense1 " in out and "Vanishing gradients" in out
+
+
+def test_ctrl_c_stops_cleanly_with_a_resumable_checkpoint(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "runs"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            str(MLP),
+            "--set",
+            "training.epochs=500",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/*/metrics.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.1)  # wait for the first epoch to finish
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "stopping after this step" in stderr
+    assert "stopped" in stdout and "--resume" in stdout
+    folder = next(out.glob("digits_mlp/*"))
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "stopped" and 0 < summary["steps"] < 500 * 45
+    assert (folder / "checkpoints" / "last.state.pt").is_file()
