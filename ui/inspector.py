@@ -56,6 +56,8 @@ class Inspector(QScrollArea):
         for w in (self.title, self.facts, self.problem, self.message):
             self._layout.addWidget(w)
         self._sections: list[QWidget] = []
+        self._key = None
+        self._values_only = None
         model.selection_changed.connect(self.refresh)
         model.analysis_changed.connect(self.refresh)
         model.project_replaced.connect(self.refresh)
@@ -77,9 +79,25 @@ class Inspector(QScrollArea):
         return box
 
     def refresh(self, *_):
+        ids = [i for i in self.model.selection if i in self.model.project.network.nodes]
+        nodes = [self.model.project.network.nodes[i] for i in ids]
+        weighted = [n for n in nodes if catalog().get(n.type).weighted]
+        key = (
+            tuple(ids),
+            tuple(n.type for n in nodes),
+            _common([n.initializer["name"] for n in weighted]) if weighted else None,
+        )
+        if key == self._key and self._values_only is not None:
+            # Same layers, same form: refresh the values in place so focus stays where it is.
+            self._values_only(nodes)
+            return
+        self._key = key
+        self._build(ids)
+
+    def _build(self, ids: list[str]) -> None:
         self._clear_sections()
         self.message.clear()
-        ids = [i for i in self.model.selection if i in self.model.project.network.nodes]
+        self._values_only = None
         if not ids:
             self.title.setText("<b>No layer selected</b>")
             self.facts.setText(
@@ -91,24 +109,16 @@ class Inspector(QScrollArea):
         cat = catalog()
         types = {n.type for n in nodes}
         layers = [cat.get(n.type) for n in nodes]
-        analysis = self.model.analysis
-        if len(nodes) == 1:
-            node, layer = nodes[0], layers[0]
-            info = analysis.layers.get(node.id)
-            self.title.setText(f"<b>{node.id}</b> &nbsp;·&nbsp; {node.type}")
-            shape = describe(info.output_shape) if info else "?"
-            params = f"{info.params:,}" if info else "?"
-            self.facts.setText(f"{layer.summary}\nOutput {shape} · {params} parameters")
-            self.problem.setText(info.error if info and info.error else "")
-        else:
-            self.title.setText(
-                f"<b>{len(nodes)} layers</b> &nbsp;·&nbsp; {', '.join(sorted(types))}"
-            )
-            self.facts.setText("Changes apply to every selected layer that has the option.")
-            self.problem.clear()
+        self._facts(nodes)
 
+        setters = []
         if len(types) == 1 and layers[0].params:
             form = ParamForm(layers[0].params)
+            setters.append(
+                lambda ns, form=form, layer=layers[0]: form.set_values(
+                    {p.name: _common([n.params[p.name] for n in ns]) for p in layer.params}
+                )
+            )
             form.set_values(
                 {p.name: _common([n.params[p.name] for n in nodes]) for p in layers[0].params}
             )
@@ -180,7 +190,39 @@ class Inspector(QScrollArea):
                 Qt.PartiallyChecked if state is MIXED else Qt.Checked if state else Qt.Unchecked
             )
             train.clicked.connect(lambda checked: self._edit(ids, "trainable", bool(checked)))
+
+            def show_trainable(ns, train=train):
+                value = _common([n.trainable for n in ns])
+                train.setTristate(value is MIXED)
+                train.setCheckState(
+                    Qt.PartiallyChecked if value is MIXED else Qt.Checked if value else Qt.Unchecked
+                )
+
+            setters.append(show_trainable)
             self._section("Training", train)
+
+        def update(ns, setters=setters):
+            for setter in setters:
+                setter(ns)
+            self._facts(ns)
+
+        self._values_only = update
+
+    def _facts(self, nodes) -> None:
+        if len(nodes) == 1:
+            node = nodes[0]
+            layer = catalog().get(node.type)
+            info = self.model.analysis.layers.get(node.id)
+            self.title.setText(f"<b>{node.id}</b> &nbsp;·&nbsp; {node.type}")
+            shape = describe(info.output_shape) if info else "?"
+            params = f"{info.params:,}" if info else "?"
+            self.facts.setText(f"{layer.summary}\nOutput {shape} · {params} parameters")
+            self.problem.setText(info.error if info and info.error else "")
+        else:
+            types = sorted({n.type for n in nodes})
+            self.title.setText(f"<b>{len(nodes)} layers</b> &nbsp;·&nbsp; {', '.join(types)}")
+            self.facts.setText("Changes apply to every selected layer that has the option.")
+            self.problem.clear()
 
     # -- editing ----------------------------------------------------------------------
     def _edit(self, ids: list[str], field: str, value) -> None:
@@ -190,8 +232,19 @@ class Inspector(QScrollArea):
             changes = {nid: {"initializer": dict(value)} for nid in ids}
         self._push(changes)
 
-    def _edit_initializer(self, nodes, name, value) -> None:
-        self._push({n.id: {"initializer": {**n.initializer, name: value}} for n in nodes})
+    def _edit_initializer(self, ids, name, value) -> None:
+        nodes = [
+            self.model.project.network.nodes[i]
+            for i in ids
+            if i in self.model.project.network.nodes
+        ]
+        self._push(
+            {
+                n.id: {"initializer": {**n.initializer, name: value}}
+                for n in nodes
+                if catalog().get(n.type).weighted
+            }
+        )
 
     def _push(self, changes: dict) -> None:
         try:
