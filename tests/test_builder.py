@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import EXAMPLES, chain
+from support import EXAMPLES, chain
 from torch import nn
 
 from studio.analysis import analyze

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import EXAMPLES, ROOT
+from support import EXAMPLES, ROOT
 
 from studio.cli import main
 

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 from studio.cli import main
 from studio.projectfile import load_project

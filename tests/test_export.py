@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 from studio.builder import build_model
 from studio.errors import ExportError

@@ -7,7 +7,7 @@ import copy
 import json
 
 import pytest
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 from studio.cli import main
 from studio.errors import ProjectError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint
 
 import torch
-from conftest import chain
+from support import chain
 
 from studio import registry
 from studio.analysis import analyze

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 from studio import migrations
 from studio.builder import build_model

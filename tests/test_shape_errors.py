@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import chain, net, project_of
+from support import chain, net, project_of
 
 from studio.analysis import analyze
 from studio.builder import InvalidNetwork, build_model

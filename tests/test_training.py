@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 from studio.projectfile import load_project
 from studio.training.callbacks import ReduceLROnPlateau

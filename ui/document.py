@@ -80,8 +80,11 @@ class DocumentModel(QObject):
 
     def _reanalyze(self) -> None:
         self.analysis = analyze(self.project.network)
-        self.selection = [n for n in self.selection if n in self.project.network.nodes]
+        kept = [n for n in self.selection if n in self.project.network.nodes]
         self.analysis_changed.emit()
+        if kept != self.selection:
+            self.selection = kept
+            self.selection_changed.emit(list(kept))
 
     def _on_settings(self, paths) -> None:
         self.settings_changed.emit(list(paths))

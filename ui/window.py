@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         status = self.statusBar()
         self.progress = QProgressBar()
-        self.progress.setFixedWidth(220)
+        self.progress.setFixedWidth(280)
         self.progress.setTextVisible(True)
         self.progress.hide()
         self.eta = QLabel()

@@ -52,7 +52,9 @@ def test_an_inspector_edit_changes_the_document_and_undoes(qtbot):
     units.setValue(32)
     assert model.project.network.nodes["hidden1"].params["out_features"] == 32
     assert model.analysis.layers["hidden1"].output_shape == (32,)
-    assert inspector.findChild(QSpinBox, "out_features") is units, "the form is updated in place, keeping focus"
+    assert inspector.findChild(QSpinBox, "out_features") is units, (
+        "the form is updated in place, keeping focus"
+    )
     assert "Output 32" in inspector.facts.text()
     model.undo_stack.undo()
     assert model.project.network.nodes["hidden1"].params["out_features"] == 128

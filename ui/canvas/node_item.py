@@ -1,0 +1,404 @@
+"""A layer on the canvas: a rounded box with a group-coloured header.
+
+What a node shows is computed by `make_face` from the document's node, its layer type and
+the latest analysis, and handed to the item whole; the item keeps only that display copy
+(never model state) and repaints only when the face really changed, so one edit does not
+repaint sixty nodes.
+
+Layout, top to bottom: input ports on the top edge, header (type in bold, id on the right),
+the key parameters, the compact per-layer options line, and a band with the parameter
+count and the output shape; the output port sits on the bottom edge.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem, QStyle, QStyleOptionGraphicsItem
+
+from studio.analysis import LayerInfo
+from studio.document import Node
+from studio.registry import LayerType
+from studio.shapes_text import describe
+from ui.canvas import style
+from ui.canvas.port_item import IN, OUT, PortItem
+
+# Initializer names, shortened for the options line (the tooltip and inspector say them whole).
+_INIT_SHORT = {
+    "kaiming_normal": "kaiming",
+    "kaiming_uniform": "kaiming-u",
+    "xavier_uniform": "xavier",
+    "xavier_normal": "xavier-n",
+    "truncated_normal": "trunc-normal",
+}
+
+
+@dataclass(frozen=True)
+class NodeFace:
+    """Everything a node item draws; equal faces mean nothing to repaint."""
+
+    node_id: str
+    type_name: str
+    group: str
+    key_line: str
+    option_line: str
+    shape_text: str  # "" when the analysis has no output shape
+    params_text: str
+    error: str | None
+    frozen: bool
+    ports: tuple[str, ...]
+    tooltip: str
+
+
+def _count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k"
+    return str(n)
+
+
+def option_line(node: Node, layer: LayerType | None) -> str:
+    """'kaiming · batch · relu · drop 0.1': only what differs from the defaults."""
+    if layer is None:
+        return ""
+    parts = []
+    if layer.weighted:
+        name = node.initializer.get("name", "default")
+        if name != "default":
+            parts.append(_INIT_SHORT.get(name, name))
+    if layer.block_options:
+        kind = node.normalization.get("kind", "none")
+        if kind != "none":
+            parts.append(kind)
+        if node.activation != "none":
+            parts.append(node.activation)
+        if node.dropout:
+            parts.append(f"drop {node.dropout:g}")
+    return " · ".join(parts)
+
+
+def make_face(node: Node, layer: LayerType | None, info: LayerInfo | None) -> NodeFace:
+    key = ""
+    ports: tuple[str, ...] = ("in",)
+    summary = ""
+    group = "Plugins"
+    if layer is not None:
+        group = layer.group
+        summary = layer.summary
+        try:
+            key = layer.key_params(node.params)
+            ports = tuple(layer.ports(node.params))
+        except Exception:  # a plugin's key_params must not break the canvas
+            key = ""
+    shape = describe(info.output_shape) if info is not None and info.output_shape else ""
+    error = info.error if info is not None else None
+    params = info.params if info is not None else 0
+    params_text = f"{_count(params)} params" if params else ""
+    if not node.trainable:
+        params_text = f"frozen · {params_text}" if params_text else "frozen"
+    title = f"<b>{html.escape(node.type)}</b> &nbsp;<span style='color:gray'>{html.escape(node.id)}</span>"
+    if error:
+        tooltip = f"{title}<br>{html.escape(error, quote=False)}"
+    else:
+        lines = [title]
+        if summary:
+            lines.append(html.escape(summary, quote=False))
+        lines.append(f"Output: <b>{shape or '?'}</b>")
+        if info is not None:
+            lines.append(f"Parameters: {info.params:,}" + ("" if node.trainable else " (frozen)"))
+        tooltip = "<br>".join(lines)
+    return NodeFace(
+        node_id=node.id,
+        type_name=node.type,
+        group=group,
+        key_line=key,
+        option_line=option_line(node, layer),
+        shape_text=shape,
+        params_text=params_text,
+        error=error,
+        frozen=not node.trainable,
+        ports=ports,
+        tooltip=tooltip,
+    )
+
+
+class NodeItem(QGraphicsItem):
+    Type = QGraphicsItem.UserType + 10
+
+    def __init__(self, face: NodeFace):
+        super().__init__()
+        self.node_id = face.node_id
+        self.face = face
+        self.edges: set = set()  # EdgeItems attached to this node, kept by the scene
+        self.in_ports: dict[str, PortItem] = {}
+        self.out_port = PortItem(self, OUT, "out")
+        self.highlight: QColor | None = None
+        # The position last taken from the document: a drag is the difference from it.
+        self.synced_pos: QPointF | None = None
+        self.height = 0.0
+        self.setFlags(
+            QGraphicsItem.ItemIsMovable
+            | QGraphicsItem.ItemIsSelectable
+            | QGraphicsItem.ItemSendsGeometryChanges
+        )
+        self.setAcceptHoverEvents(True)
+        # Cached as a pixmap in device pixels: dragging or panning a big graph then only
+        # blits; the cache is redrawn on zoom or when update() is called.
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        self.setZValue(1)
+        self._apply(face, first=True)
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def error(self) -> str | None:
+        return self.face.error
+
+    def set_face(self, face: NodeFace) -> bool:
+        """Show a new face; returns False (and does nothing) if it is the same."""
+        if face == self.face:
+            return False
+        self._apply(face)
+        return True
+
+    def _apply(self, face: NodeFace, first: bool = False) -> None:
+        old, old_height = self.face, self.height
+        height = self._height_for(face)
+        if first or height != old_height:
+            self.prepareGeometryChange()
+            self.height = height
+        self.face = face
+        self.setToolTip(face.tooltip)
+        if first or face.ports != old.ports or height != old_height:
+            self._layout_ports()
+        self.update()
+        for edge in self.edges:
+            edge.update_geometry()
+
+    @staticmethod
+    def _height_for(face: NodeFace) -> float:
+        # Several inputs (Add, Concat): a row naming them under their ports, since error
+        # sentences and the inspector speak of "in0" and "in1".
+        lines = bool(face.key_line) + bool(face.option_line) + (len(face.ports) > 1)
+        body = style.BODY_PAD * 2 + lines * style.LINE_HEIGHT if lines else 2.0
+        return style.HEADER_HEIGHT + body + style.BAND_HEIGHT
+
+    def _layout_ports(self) -> None:
+        names = self.face.ports
+        for name in list(self.in_ports):
+            if name not in names:
+                port = self.in_ports.pop(name)
+                port.setParentItem(None)
+                if port.scene() is not None:
+                    port.scene().removeItem(port)
+        for i, name in enumerate(names):
+            port = self.in_ports.get(name)
+            if port is None:
+                port = self.in_ports[name] = PortItem(self, IN, name)
+            port.setPos(self.port_x(i, len(names)), 0)
+        self.out_port.setPos(0, self.height)
+
+    @staticmethod
+    def port_x(index: int, count: int) -> float:
+        spacing = style.NODE_WIDTH / (count + 1)
+        return -style.NODE_WIDTH / 2 + spacing * (index + 1)
+
+    def set_highlight(self, colour: QColor | None) -> None:
+        if colour != self.highlight:
+            self.highlight = colour
+            self.update()
+
+    def port_scene_pos(self, kind: str, name: str = "out") -> QPointF:
+        """Where an edge attaches; an edge into a port the node no longer has (an Add whose
+        inputs were reduced) ends at the top right corner, drawn as an error."""
+        if kind == OUT:
+            return self.out_port.scenePos()
+        port = self.in_ports.get(name)
+        if port is not None:
+            return port.scenePos()
+        return self.mapToScene(QPointF(style.NODE_WIDTH / 2 - 8, 0))
+
+    def rect(self) -> QRectF:
+        return QRectF(-style.NODE_WIDTH / 2, 0, style.NODE_WIDTH, self.height)
+
+    # -- QGraphicsItem -------------------------------------------------------------------
+    def type(self) -> int:
+        return self.Type
+
+    def boundingRect(self) -> QRectF:
+        # Room for the selection/highlight rings, the error badge and the shadow.
+        return self.rect().adjusted(-9, -11, 11, 10)
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRoundedRect(self.rect(), style.CORNER, style.CORNER)
+        return path
+
+    def itemChange(self, change, value):
+        if change == QGraphicsItem.ItemPositionHasChanged:
+            for edge in self.edges:
+                edge.update_geometry()
+        elif change == QGraphicsItem.ItemSelectedHasChanged:
+            # Selected nodes float above the others while they are dragged over them.
+            self.setZValue(1.5 if value else 1)
+        return super().itemChange(change, value)
+
+    def paint(self, painter, option: QStyleOptionGraphicsItem, widget=None):
+        s = style.current()
+        face = self.face
+        rect = self.rect()
+        body = QPainterPath()
+        body.addRoundedRect(rect, style.CORNER, style.CORNER)
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        selected = bool(option.state & QStyle.State_Selected)
+
+        if self.highlight is not None:
+            glow = QColor(self.highlight)
+            glow.setAlpha(60)
+            painter.setPen(Qt.NoPen)
+            painter.setBrush(glow)
+            painter.drawRoundedRect(rect.adjusted(-7, -7, 7, 7), style.CORNER + 5, style.CORNER + 5)
+            painter.setPen(QPen(self.highlight, 2.2))
+            painter.setBrush(Qt.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(-5, -5, 5, 5), style.CORNER + 3, style.CORNER + 3)
+
+        # A soft shadow without QGraphicsDropShadowEffect, which would re-blur on every frame.
+        painter.setPen(Qt.NoPen)
+        for dy, grow in ((3.0, 1.5), (1.5, 0.5)):
+            painter.setBrush(s.shadow)
+            painter.drawRoundedRect(
+                rect.adjusted(-grow, dy - grow, grow, dy + grow),
+                style.CORNER + grow,
+                style.CORNER + grow,
+            )
+
+        painter.setBrush(s.node_body)
+        painter.drawPath(body)
+
+        header_rect = QRectF(rect.left(), rect.top(), rect.width(), style.HEADER_HEIGHT)
+        clip = QPainterPath()
+        clip.addRect(header_rect)
+        header_colour = QColor(style.FROZEN_HEADER) if face.frozen else s.group_colour(face.group)
+        painter.setBrush(header_colour)
+        painter.drawPath(body.intersected(clip))
+
+        band_rect = QRectF(
+            rect.left(), rect.bottom() - style.BAND_HEIGHT, rect.width(), style.BAND_HEIGHT
+        )
+        clip = QPainterPath()
+        clip.addRect(band_rect)
+        painter.setBrush(s.band)
+        painter.drawPath(body.intersected(clip))
+
+        if selected:
+            border = QPen(s.accent, 2.0)
+        elif face.error:
+            border = QPen(s.error, 2.0)
+        else:
+            border = QPen(s.node_border, 1.0)
+        painter.setPen(border)
+        painter.setBrush(Qt.NoBrush)
+        painter.drawPath(body)
+        if selected and face.error:
+            # Selected and broken: the red outline stays visible just inside the accent.
+            painter.setPen(QPen(s.error, 1.5))
+            painter.drawRoundedRect(
+                rect.adjusted(2.5, 2.5, -2.5, -2.5), style.CORNER - 2, style.CORNER - 2
+            )
+
+        if lod >= 0.35:  # below that the text is unreadable anyway; skip it for speed
+            self._paint_text(painter, s, rect)
+        if face.error:
+            self._paint_badge(painter, s, rect)
+
+    def _paint_text(self, painter, s: style.CanvasStyle, rect: QRectF) -> None:
+        face = self.face
+        pad = 9.0
+        painter.setFont(s.title_font)
+        painter.setPen(s.header_text if not face.frozen else QColor("#f3f4f6"))
+        title_metrics = QFontMetricsF(s.title_font)
+        title_w = title_metrics.horizontalAdvance(face.type_name)
+        header = QRectF(rect.left() + pad, rect.top(), rect.width() - 2 * pad, style.HEADER_HEIGHT)
+        painter.drawText(header, Qt.AlignLeft | Qt.AlignVCenter, face.type_name)
+        # The id, right-aligned and elided so it never runs into the type.
+        room = header.width() - title_w - 10 - (12 if face.error else 0)
+        if room > 20:
+            painter.setFont(s.small_font)
+            ident = QColor(s.header_text)
+            ident.setAlpha(200)
+            painter.setPen(ident)
+            text = QFontMetricsF(s.small_font).elidedText(face.node_id, Qt.ElideMiddle, room)
+            idrect = header.adjusted(0, 0, -(12 if face.error else 0), 0)
+            painter.drawText(idrect, Qt.AlignRight | Qt.AlignVCenter, text)
+
+        y = rect.top() + style.HEADER_HEIGHT + style.BODY_PAD
+        width = rect.width() - 2 * pad
+        if len(face.ports) > 1:
+            painter.setFont(s.label_font)
+            painter.setPen(s.text_dim)
+            slot = style.NODE_WIDTH / (len(face.ports) + 1)
+            for i, name in enumerate(face.ports):
+                x = self.port_x(i, len(face.ports))
+                painter.drawText(
+                    QRectF(x - slot / 2, y - 3, slot, style.LINE_HEIGHT),
+                    Qt.AlignHCenter | Qt.AlignTop,
+                    name,
+                )
+            y += style.LINE_HEIGHT
+        if face.key_line:
+            painter.setFont(s.body_font)
+            painter.setPen(s.text if not face.frozen else s.text_dim)
+            text = QFontMetricsF(s.body_font).elidedText(face.key_line, Qt.ElideRight, width)
+            painter.drawText(
+                QRectF(rect.left() + pad, y, width, style.LINE_HEIGHT),
+                Qt.AlignLeft | Qt.AlignVCenter,
+                text,
+            )
+            y += style.LINE_HEIGHT
+        if face.option_line:
+            painter.setFont(s.small_font)
+            painter.setPen(s.text_dim)
+            text = QFontMetricsF(s.small_font).elidedText(face.option_line, Qt.ElideRight, width)
+            painter.drawText(
+                QRectF(rect.left() + pad, y, width, style.LINE_HEIGHT),
+                Qt.AlignLeft | Qt.AlignVCenter,
+                text,
+            )
+
+        band = QRectF(
+            rect.left() + pad, rect.bottom() - style.BAND_HEIGHT, width, style.BAND_HEIGHT
+        )
+        painter.setFont(s.mono_font)
+        if face.error:
+            painter.setPen(s.error)
+            shape = "shape ?"
+        elif face.shape_text:
+            painter.setPen(s.text)
+            shape = face.shape_text
+        else:  # an upstream layer has the error; nothing to say here
+            painter.setPen(s.text_dim)
+            shape = "?"
+        shape_w = QFontMetricsF(s.mono_font).horizontalAdvance(shape)
+        painter.drawText(band, Qt.AlignRight | Qt.AlignVCenter, shape)
+        left = face.params_text if not face.error else "error"
+        if left:
+            painter.setFont(s.small_font)
+            painter.setPen(s.error if face.error else s.text_dim)
+            text = QFontMetricsF(s.small_font).elidedText(
+                left, Qt.ElideRight, max(0.0, width - shape_w - 8)
+            )
+            painter.drawText(band, Qt.AlignLeft | Qt.AlignVCenter, text)
+
+    def _paint_badge(self, painter, s: style.CanvasStyle, rect: QRectF) -> None:
+        centre = QPointF(rect.right() - 1, rect.top() + 1)
+        painter.setPen(QPen(s.node_body, 1.5))
+        painter.setBrush(QBrush(s.error))
+        painter.drawEllipse(centre, 8, 8)
+        painter.setPen(QColor("#ffffff"))
+        painter.setFont(s.title_font)
+        painter.drawText(QRectF(centre.x() - 8, centre.y() - 8, 16, 16), Qt.AlignCenter, "!")
