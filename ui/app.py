@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
 
     dark = QSettings().value("dark", False, type=bool)
     apply_theme(app, dark)
+    from ui.plots import apply_theme as apply_plot_theme
+
+    apply_plot_theme(dark)
     app.setWindowIcon(icon("app", "#3b82f6"))
     window = MainWindow()
     if argv:

@@ -35,6 +35,7 @@ from ui.findings import FindingsPanel
 from ui.inspector import Inspector
 from ui.palette import LayerPalette
 from ui.plots import TrainingPlots
+from ui.plots import apply_theme as apply_plot_theme
 from ui.runs_panel import RunsPanel
 from ui.settings_panel import SettingsPanel
 from ui.theme import RESOURCES, apply_theme, icon, is_dark
@@ -549,6 +550,7 @@ class MainWindow(QMainWindow):
     def toggle_theme(self) -> None:
         dark = self.act_dark.isChecked()
         apply_theme(QApplication.instance(), dark)
+        apply_plot_theme(dark)
         self.settings.setValue("dark", dark)
         self.statusBar().showMessage("Theme changed; icons update on the next start.", 4000)
 

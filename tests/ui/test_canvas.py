@@ -27,6 +27,7 @@ from studio.projectfile import load_project
 from studio.registry import catalog
 from ui.canvas import LAYER_MIME, GraphCanvas
 from ui.canvas.node_item import NodeItem
+from ui.canvas.view import READABLE_ZOOM
 from ui.document import DocumentModel
 
 pytestmark = pytest.mark.gui
@@ -567,12 +568,19 @@ def test_center_on_and_fit(canvas):
     centre = canvas.mapToScene(canvas.viewport().rect().center())
     target = canvas.node_item("classes").mapToScene(canvas.node_item("classes").rect().center())
     assert abs(centre.x() - target.x()) < 2 and abs(centre.y() - target.y()) < 2
-    canvas.resize(400, 300)
+    canvas.resize(900, 1400)
     canvas.fit_to_view()
     visible = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
     for item in canvas.graph_scene.nodes.values():
         assert visible.contains(item.sceneBoundingRect())
     assert canvas.transform().m11() <= 1.0
+    # Too tall to fit legibly: keep a readable zoom and show the top of the network.
+    canvas.resize(400, 300)
+    canvas.fit_to_view()
+    visible = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
+    assert canvas.transform().m11() == pytest.approx(READABLE_ZOOM)
+    assert visible.contains(canvas.node_item("image").sceneBoundingRect())
+    assert not visible.contains(canvas.node_item("classes").sceneBoundingRect())
 
 
 def test_f_fits_the_network_in_view(canvas):

@@ -1,0 +1,103 @@
+"""The main window used the way a newcomer would: open a sample, train, watch plots move,
+apply a finding's fix, export; close while training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from studio.projectfile import load_project
+from ui.export_dialog import ExportDialog
+from ui.window import MainWindow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
+
+
+def window_with(qtbot, name: str, *overrides: str) -> MainWindow:
+    path = EXAMPLES / f"{name}.json"
+    window = MainWindow(load_project(path, list(overrides)), path)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def test_the_window_opens_a_sample_ready_to_train(qtbot):
+    window = window_with(qtbot, "digits_cnn")
+    assert "digits_cnn" in window.windowTitle()
+    assert window.validity.text().startswith("✔")
+    assert "62.38 k trainable" in window.params_label.text()
+    assert window.act_train.isEnabled() and not window.act_stop.isEnabled()
+    assert len(window.canvas.graph_scene.nodes) == len(window.model.project.network.nodes)
+
+
+def test_training_moves_the_plots_and_stop_leaves_no_thread(qtbot):
+    window = window_with(qtbot, "digits_mlp", "training.epochs=200")
+    window.act_train.trigger()
+    assert window.act_stop.isEnabled()
+    qtbot.waitUntil(lambda: len(window.plots.history.step) > 20, timeout=60000)
+    qtbot.waitUntil(lambda: window.plots.history.gradients.version > 0, timeout=30000)
+    assert window.progress.isVisible() and window.progress.value() > 0
+    with qtbot.waitSignal(window.training.finished, timeout=60000) as done:
+        window.act_stop.trigger()
+    assert done.args[0]["status"] == "stopped"
+    assert window.training.thread is None and not window.act_stop.isEnabled()
+    assert window.runs.table.rowCount() == 1
+
+
+def test_a_finding_arrives_and_its_fix_makes_the_next_run_healthy(qtbot):
+    window = window_with(qtbot, "deep_sigmoid_mlp", "training.epochs=1")
+    with qtbot.waitSignal(window.training.finished, timeout=120000):
+        window.act_train.trigger()
+    kinds = [card.finding["kind"] for card in window.findings.cards]
+    assert "vanishing_gradients" in kinds
+    card = window.findings.cards[kinds.index("vanishing_gradients")]
+    card.fix_button.click()
+    assert window.model.project.network.nodes["dense1"].activation == "relu"
+    with qtbot.waitSignal(window.training.finished, timeout=120000) as done:
+        window.act_train.trigger()
+    assert not any(f["kind"] == "vanishing_gradients" for f in done.args[0]["findings"])
+    assert window.runs.table.rowCount() == 2
+    window.model.undo_stack.setClean()  # no "save changes?" question at teardown
+
+
+def test_the_export_dialog_writes_an_onnx_file_that_onnxruntime_runs(qtbot, tmp_path):
+    window = window_with(qtbot, "digits_mlp")
+    dialog = ExportDialog(window.model, window.runs_root, window)
+    qtbot.addWidget(dialog)
+    dialog.onnx_path.setText(str(tmp_path / "model.onnx"))
+    dialog.weights_on.setChecked(True)
+    dialog.weights_path.setText(str(tmp_path / "model.safetensors"))
+    dialog.export()
+    assert "matches torch" in dialog.result.text()
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"input": np.zeros((3, 1, 8, 8), np.float32)})
+    assert out.shape == (3, 10)
+    assert (tmp_path / "model.safetensors").stat().st_size > 0
+
+
+def test_export_errors_are_one_sentence_in_the_dialog(qtbot, tmp_path):
+    window = window_with(qtbot, "digits_mlp")
+    dialog = ExportDialog(window.model, window.runs_root, window)
+    qtbot.addWidget(dialog)
+    dialog.onnx_path.setText(str(tmp_path / "missing" / "model.onnx"))
+    dialog.export()
+    assert "does not exist" in dialog.result.text()
+
+
+def test_closing_the_window_while_training_stops_the_worker(qtbot):
+    window = window_with(qtbot, "digits_mlp", "training.epochs=500")
+    window.act_train.trigger()
+    qtbot.waitUntil(lambda: len(window.plots.history.step) > 0, timeout=60000)
+    window.model.undo_stack.setClean()
+    window.close()
+    assert window.training.thread is None
+
+
+def test_layer_selection_follows_between_plots_and_canvas(qtbot):
+    window = window_with(qtbot, "digits_mlp")
+    window.plots.layer_clicked.emit("hidden2")
+    assert window.model.selection == ["hidden2"]
+    window.model.select(["hidden1"])
+    assert window.plots.selected == "hidden1"

@@ -1,0 +1,209 @@
+"""TrainingPlots: every live plot of a run in one widget, fed from the trainer's events.
+
+The window connects the training controller's event batches to `feed_events` and calls
+`refresh()` from its ~30 Hz timer (or right after feeding, since the controller already
+batches at 30 Hz). Feeding only appends to the shared RunHistory; `refresh()` redraws the
+plots whose data or view changed and is free when nothing did. All plots read one
+history, so a layer clicked in one (a gradient line or heatmap row, an update-ratio or
+activation line) is selected in all of them and announced with `layer_clicked`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+
+from ui.plots import style
+from ui.plots.activations import ActivationPlot
+from ui.plots.gradients import GradientNormPlot
+from ui.plots.histograms import HistogramPlot
+from ui.plots.history import RunHistory
+from ui.plots.loss import LossPlot
+from ui.plots.lr import LearningRatePlot
+from ui.plots.weights import WeightPlot
+
+SECONDARY_INTERVAL = 0.25  # s between redraws of the plots that change less often
+
+
+def as_history(data) -> RunHistory | None:
+    """A comparison run from what the caller has: a RunHistory, a list of recorded
+    events, or the arrays a saved run keeps (`Run.series()`: layers, step, loss,
+    grad_step, grad_norms)."""
+    if data is None or isinstance(data, RunHistory):
+        return data
+    if isinstance(data, dict):
+        return RunHistory.from_series(data) if data else None
+    return RunHistory.from_events(data)
+
+
+class TrainingPlots(QWidget):
+    """Loss/accuracy, learning rate, gradient norms (+ heatmap), update ratios,
+    histograms and activation health of the running (or last) training run."""
+
+    layer_clicked = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, link_steps: bool = True):
+        super().__init__(parent)
+        self.history = RunHistory()
+        self.selected: str | None = None
+        self.loss = LossPlot(self.history)
+        self.lr = LearningRatePlot(self.history)
+        self.gradients = GradientNormPlot(self.history)
+        self.weights = WeightPlot(self.history)
+        self.histograms = HistogramPlot(self.history)
+        self.activations = ActivationPlot(self.history)
+        self.panels = [
+            self.loss,
+            self.lr,
+            self.gradients,
+            self.weights,
+            self.histograms,
+            self.activations,
+        ]
+        self.secondary = (self.weights, self.histograms, self.activations)
+        self._last: dict = {}
+        # Throttled plots must still catch up when the window's timer stops (run over).
+        self._catch_up = QTimer(self)
+        self._catch_up.setSingleShot(True)
+        self._catch_up.timeout.connect(self.refresh)
+
+        columns = QSplitter(Qt.Orientation.Horizontal)
+        for stack, sizes in (
+            ((self.loss, self.lr), (3, 1)),
+            ((self.gradients, self.weights), (5, 2)),
+            ((self.histograms, self.activations), (1, 1)),
+        ):
+            column = QSplitter(Qt.Orientation.Vertical)
+            for panel in stack:
+                column.addWidget(panel)
+            for i, stretch in enumerate(sizes):
+                column.setStretchFactor(i, stretch)
+            column.setChildrenCollapsible(False)
+            columns.addWidget(column)
+        columns.setStretchFactor(0, 1)
+        columns.setStretchFactor(1, 1)
+        columns.setStretchFactor(2, 1)
+        columns.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(columns)
+        self.splitter = columns
+
+        for panel in (self.gradients, self.weights, self.activations):
+            panel.layer_clicked.connect(self._layer_clicked)
+        self.histograms.layer_selected.connect(self._layer_clicked)
+        if link_steps:
+            # One step axis: zooming any step plot zooms them all (the histograms'
+            # x axis is a value, not a step).
+            master = self.loss.loss_plot
+            for plot in (
+                self.lr.plot,
+                self.gradients.lines_plot,
+                self.weights.plot,
+                self.activations.fraction_plot,
+            ):
+                plot.setXLink(master)
+        style.notifier().changed.connect(self._restyle)
+        self._restyle()
+
+    # -- events ---------------------------------------------------------------------------
+    def start(self, event: dict) -> None:
+        """A run starts: everything is reset (marks included); the comparison stays."""
+        self.history.feed(event)
+        self.selected = None
+        for panel in (self.gradients, self.weights, self.activations):
+            panel.highlight_layer(None)
+        self.histograms.set_layer(None)
+
+    def feed(self, event: dict) -> None:
+        """Buffer one trainer event (cheap; nothing is drawn until `refresh`)."""
+        if event.get("type") == "start":
+            self.start(event)
+        else:
+            self.history.feed(event)
+
+    def feed_events(self, events: Iterable[dict]) -> None:
+        for event in events:
+            self.feed(event)
+
+    def refresh(self, force: bool = False) -> None:
+        """Redraw the plots whose data or view changed (call at ~30 Hz).
+
+        The loss, learning-rate and gradient plots redraw on every call that brings
+        them new data; the update-ratio, histogram and activation plots (sampled every
+        10–50 steps, and secondary while watching) at most every SECONDARY_INTERVAL, so a
+        100-layer run stays within a frame. `force` skips that throttle and the
+        visibility check (tests, screenshots); unchanged plots are still not redrawn.
+        """
+        if not force and not self.isVisible():
+            return  # a hidden tab costs nothing; it catches up when shown
+        now = time.monotonic()
+        for panel in self.panels:
+            if not force and panel in self.secondary:
+                wait = self._last.get(panel, -1e9) + SECONDARY_INTERVAL - now
+                if wait > 0:
+                    if not self._catch_up.isActive():
+                        self._catch_up.start(int(wait * 1000) + 1)
+                    continue
+            if panel.refresh():
+                self._last[panel] = now
+        if self.gradients.left_width() != self.weights.left_width():
+            self.weights.set_left_width(self.gradients.left_width())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh(force=True)
+
+    def clear(self) -> None:
+        """Forget the run (not the comparison) and empty every plot."""
+        self.start({"type": "start"})
+        self.history.status = "idle"
+        self.refresh(force=True)
+
+    # -- layers ---------------------------------------------------------------------------
+    def select_layer(self, name: str | None) -> None:
+        """Emphasise a layer everywhere (e.g. the node selected on the canvas); does not
+        emit layer_clicked."""
+        self.selected = name
+        for panel in (self.gradients, self.weights, self.activations):
+            panel.highlight_layer(name)
+        if name is None or name in self.history.histogram_layers() or name in self.history.layers:
+            self.histograms.set_layer(name)
+
+    def _layer_clicked(self, name: str) -> None:
+        self.select_layer(name)
+        self.layer_clicked.emit(name)
+
+    # -- phases and comparison ------------------------------------------------------------
+    def mark(self, step: float, label: str) -> None:
+        """A vertical marker at `step` on the step plots (e.g. a fine-tuning phase)."""
+        self.history.add_mark(step, label)
+        self.refresh()
+
+    def set_comparison(self, data, label: str = "") -> None:
+        """Overlay another run, dashed and faded: its smoothed loss and validation loss,
+        and its per-layer gradient norms (layers matched by name). `data` is a
+        RunHistory, a list of its events, or a saved run's series arrays; None removes
+        the overlay."""
+        history = as_history(data)
+        for panel in self.panels:
+            panel.set_comparison(history, label)
+        self.refresh()
+
+    def clear_comparison(self) -> None:
+        self.set_comparison(None)
+
+    @property
+    def comparison(self) -> RunHistory | None:
+        return self.loss.comparison
+
+    def _restyle(self) -> None:
+        pal = style.palette()
+        self.splitter.setStyleSheet(
+            f"QSplitter {{ background: {pal.background}; }}"
+            f"QSplitter::handle {{ background: {'#2a2e36' if pal.dark else '#e5e7eb'}; }}"
+        )
+        self.splitter.setHandleWidth(3)
