@@ -61,58 +61,54 @@ class Best:
         self.value, self.epoch = state["value"], state["epoch"]
 
 
-class EarlyStopping(Callback):
+class _Patient(Callback):
+    """Counts epochs without improvement of a monitored metric."""
+
     def __init__(self, monitor: str, patience: int, mode: str = "auto", min_delta: float = 0.0):
         self.best = Best(monitor, mode, min_delta)
         self.patience = patience
         self.waited = 0
 
-    def on_epoch_end(self, trainer, epoch, metrics):
+    def stalled(self, metrics: dict, epoch: int) -> bool:
+        """True once the metric has not improved for more than `patience` epochs."""
         if self.best.improved(metrics, epoch):
             self.waited = 0
-            return
+            return False
         self.waited += 1
-        if self.waited > self.patience:
+        return self.waited > self.patience
+
+    def state_dict(self):
+        return {"best": self.best.state_dict(), "waited": self.waited}
+
+    def load_state_dict(self, state):
+        self.best.load_state_dict(state["best"])
+        self.waited = state["waited"]
+
+
+class EarlyStopping(_Patient):
+    def on_epoch_end(self, trainer, epoch, metrics):
+        if self.stalled(metrics, epoch):
             trainer.request_stop(
                 "early_stopped",
                 f"early stopping: {self.best.monitor} has not improved for {self.waited} epochs "
                 f"(best {self.best.value:.4g} at epoch {self.best.epoch + 1})",
             )
 
-    def state_dict(self):
-        return {"best": self.best.state_dict(), "waited": self.waited}
 
-    def load_state_dict(self, state):
-        self.best.load_state_dict(state["best"])
-        self.waited = state["waited"]
-
-
-class ReduceLROnPlateau(Callback):
+class ReduceLROnPlateau(_Patient):
     """Multiplies every learning rate by `factor` when the monitored value stalls."""
 
     def __init__(
         self, monitor: str, factor: float, patience: int, min_lr: float, mode: str = "auto"
     ):
-        self.best = Best(monitor, mode)
-        self.factor, self.patience, self.min_lr = factor, patience, min_lr
-        self.waited = 0
+        super().__init__(monitor, patience, mode)
+        self.factor, self.min_lr = factor, min_lr
 
     def on_epoch_end(self, trainer, epoch, metrics):
-        if self.best.improved(metrics, epoch):
-            self.waited = 0
-            return
-        self.waited += 1
-        if self.waited > self.patience:
+        if self.stalled(metrics, epoch):
             for group in trainer.optimizer.param_groups:
                 group["lr"] = max(group["lr"] * self.factor, self.min_lr)
             self.waited = 0
-
-    def state_dict(self):
-        return {"best": self.best.state_dict(), "waited": self.waited}
-
-    def load_state_dict(self, state):
-        self.best.load_state_dict(state["best"])
-        self.waited = state["waited"]
 
 
 class CheckpointBest(Callback):

@@ -130,10 +130,7 @@ class Diagnosis:
                 f"Lower the learning rate (try {self.lr / 10:g}) and turn on gradient clipping (max norm 1.0); "
                 "batch normalization also steadies deep networks.",
                 evidence={"loss": event["loss"]},
-                fix={
-                    "nodes": {},
-                    "training": {"optimizer.lr": self.lr / 10, "clipping.max_norm": 1.0},
-                },
+                fix=self._calmer(10),
             )
         )
 
@@ -272,10 +269,7 @@ class Diagnosis:
                     f"Lower the learning rate (try {self.lr / 10:g}) and turn on gradient clipping (max norm 1.0).",
                     bad,
                     {"step": step},
-                    fix={
-                        "nodes": {},
-                        "training": {"optimizer.lr": self.lr / 10, "clipping.max_norm": 1.0},
-                    },
+                    fix=self._calmer(10),
                     stop=True,
                 )
             )
@@ -295,10 +289,7 @@ class Diagnosis:
                     f"Turn on gradient clipping (max norm 1.0) and lower the learning rate (try {self.lr / 10:g}).",
                     self.layers,
                     {"norm": total, "early_norm": baseline},
-                    fix={
-                        "nodes": {},
-                        "training": {"optimizer.lr": self.lr / 10, "clipping.max_norm": 1.0},
-                    },
+                    fix=self._calmer(10),
                     stop=True,
                 )
             )
@@ -320,10 +311,7 @@ class Diagnosis:
                         f"The loss jumped from {first:.3g} to {peak:.3g} at step {at + 1}: each update overshoots.",
                         f"Lower the learning rate (try {self.lr / 100:g}) and turn on gradient clipping (max norm 1.0).",
                         evidence={"first_loss": first, "peak_loss": peak, "peak_step": at},
-                        fix={
-                            "nodes": {},
-                            "training": {"optimizer.lr": self.lr / 100, "clipping.max_norm": 1.0},
-                        },
+                        fix=self._calmer(100),
                         stop=True,
                     )
                 )
@@ -439,6 +427,13 @@ class Diagnosis:
             )
 
     # -- fixes --------------------------------------------------------------------------
+    def _calmer(self, factor: float) -> dict:
+        """A smaller learning rate and gradient clipping: the cure for divergence."""
+        return {
+            "nodes": {},
+            "training": {"optimizer.lr": self.lr / factor, "clipping.max_norm": 1.0},
+        }
+
     def _node_fix(self, names: list[str], **changes) -> dict:
         """Changes for the named nodes, limited to the options each node's layer type takes."""
         cat = catalog()

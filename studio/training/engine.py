@@ -39,6 +39,9 @@ from studio.training.setup import (
 
 Listener = Callable[[dict], None]
 EVAL_BATCH = 512
+# Outputs up to this many values per batch are kept until the flush, which counts correct
+# predictions for all pending steps at once: three small ops a step cost a tiny model ~3%.
+DEFER_CORRECT_VALUES = 1 << 14
 
 
 @dataclass
@@ -93,7 +96,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
 
-        analysis = analyze(project.network)
+        analysis = self.analysis = analyze(project.network)
         self.device = pick_device(device or self.settings["device"])
         self.model = build_model(project).to(self.device)
         self.data = data or prepare_data(
@@ -225,6 +228,8 @@ class Trainer:
         started = time.perf_counter()
         self._pending_loss: list[torch.Tensor] = []
         self._pending_correct: list[torch.Tensor] = []
+        self._pending_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._pending_batch: list[int] = []
         self._pending_steps: list[int] = []
         self._pending_lr: list[float] = []
         self._last_flush = time.perf_counter()
@@ -284,10 +289,21 @@ class Trainer:
         model, opt, monitors = self.model, self.optimizer, self.monitors
         clip = self.settings["clipping"]
         model.train()
+        # Epoch totals are host numbers, summed step by step as each flush brings the
+        # losses over; per step only the loss and the correct count stay on the device.
         loss_sum, correct, seen = self._resume_epoch_totals if skip else (0.0, 0, 0)
-        self._epoch_loss = torch.tensor(loss_sum, device=self.device)
-        self._epoch_correct = torch.tensor(correct, dtype=torch.long, device=self.device)
-        self._epoch_seen = seen
+        self._epoch_loss, self._epoch_correct, self._epoch_seen = (
+            float(loss_sum),
+            int(correct),
+            seen,
+        )
+        classification = self.data.is_classification
+        defer = None  # whether to count correct predictions at the flush; set at step one
+        # Only callbacks that override on_step_end are called per step.
+        step_callbacks = [
+            cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end
+        ]
+        no_autocast = contextlib.nullcontext() if self.autocast_dtype is None else None
         self._batch_in_epoch = skip
         for x, y in self.batches.epoch(skip):
             if self.stop_event.is_set():
@@ -300,7 +316,7 @@ class Trainer:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             monitors.attach_activation_hooks(step)
-            with self._autocast():
+            with no_autocast or self._autocast():
                 out = model(x)
                 loss = self.loss_fn(out.float(), y)
             monitors.detach_activation_hooks(step)
@@ -334,14 +350,17 @@ class Trainer:
             if self.scheduler is not None and self.schedule_per_batch:
                 self.scheduler.step()
 
-            batch = len(y)
-            detached = loss.detach()
-            correct = correct_count(self.loss_name, out.detach(), y)
-            self._epoch_loss += detached * batch
-            self._epoch_correct += correct
+            batch = y.shape[0]
             self._epoch_seen += batch
-            self._pending_loss.append(detached)
-            self._pending_correct.append(correct.float() / batch)
+            self._pending_loss.append(loss.detach())
+            if classification:
+                if defer is None:
+                    defer = out.numel() <= DEFER_CORRECT_VALUES
+                if defer:
+                    self._pending_outputs.append((out.detach(), y))
+                else:
+                    self._pending_correct.append(correct_count(self.loss_name, out.detach(), y))
+            self._pending_batch.append(batch)
             self._pending_steps.append(step)
             self._pending_lr.append(self.lr)
             self.step += 1
@@ -354,7 +373,7 @@ class Trainer:
                 else 0.9 * monitors.step_seconds + 0.1 * step_time
             )
             self._step_started = now
-            for cb in self.callbacks:
+            for cb in step_callbacks:
                 cb.on_step_end(self, step)
             if now - self._last_flush >= self.emit_interval and self._flush() == "diverged":
                 return "diverged"
@@ -387,24 +406,20 @@ class Trainer:
     def _flush(self, force: bool = False) -> str:
         self._last_flush = time.perf_counter()
         if self._pending_loss:
-            values = torch.stack(self._pending_loss + self._pending_correct).tolist()
-            n = len(self._pending_loss)
-            losses, accuracy = np.array(values[:n]), np.array(values[n:])
+            losses, correct = self._pending_values()
+            batches = np.array(self._pending_batch)
             event = {
                 "type": "steps",
                 "epoch": self.epoch,
                 "step": np.array(self._pending_steps),
                 "loss": losses,
-                "accuracy": accuracy if self.data.is_classification else None,
+                "accuracy": correct / batches if self.data.is_classification else None,
                 "lr": np.array(self._pending_lr),
                 "batches_per_epoch": len(self.batches),
             }
-            self._pending_loss, self._pending_correct, self._pending_steps, self._pending_lr = (
-                [],
-                [],
-                [],
-                [],
-            )
+            self._epoch_loss, self._epoch_correct = self._add_to_totals(losses, correct)
+            self._pending_loss, self._pending_correct, self._pending_outputs = [], [], []
+            self._pending_batch, self._pending_steps, self._pending_lr = [], [], []
             self.emit(event)
             bad = ~np.isfinite(losses)
             if bad.any() and not force:
@@ -414,6 +429,42 @@ class Trainer:
         for event in self.monitors.flush():
             self.emit(event)
         return "ok"
+
+    def _pending_values(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The pending losses and correct counts, copied to the host in one transfer."""
+        n = len(self._pending_loss)
+        stacked = torch.stack(self._pending_loss).float()
+        if self._pending_outputs:
+            stacked = torch.cat([stacked, self._deferred_correct().float()])
+        elif self._pending_correct:
+            stacked = torch.cat([stacked, torch.stack(self._pending_correct).float()])
+        values = np.array(stacked.tolist())
+        counted = self._pending_outputs or self._pending_correct
+        return values[:n], values[n:] if counted else None
+
+    def _deferred_correct(self) -> torch.Tensor:
+        """Correct predictions of each pending step, as `correct_count` gives them."""
+        outs, ys = zip(*self._pending_outputs)
+        out, y = torch.cat(outs), torch.cat(ys)
+        if self.loss_name == "cross_entropy":
+            hits = (out.argmax(1) == y).reshape(len(y), -1).sum(1)
+        elif self.loss_name == "binary_cross_entropy":
+            hits = ((out.reshape(-1) > 0).long() == y).long()
+        else:  # a regression loss on class labels counts nothing, like correct_count
+            hits = torch.zeros(len(y), dtype=torch.long, device=y.device)
+        steps = np.repeat(np.arange(len(ys)), [len(t) for t in ys])
+        step_of = torch.from_numpy(steps).to(y.device, non_blocking=True)
+        return torch.zeros(len(ys), dtype=torch.long, device=y.device).index_add_(
+            0, step_of, hits.long()
+        )
+
+    def _add_to_totals(self, losses: np.ndarray, correct: np.ndarray | None) -> tuple[float, int]:
+        """Epoch totals with these steps added, in step order (so flush timing never matters)."""
+        total = self._epoch_loss
+        for value, batch in zip(losses.tolist(), self._pending_batch):
+            total += value * batch
+        right = self._epoch_correct + (int(correct.sum()) if correct is not None else 0)
+        return total, right
 
     # -- evaluation ---------------------------------------------------------------------
     @torch.no_grad()
@@ -439,18 +490,15 @@ class Trainer:
 
     def _epoch_metrics(self, epoch: int) -> dict:
         self._flush(force=True)
-        train_loss, train_correct = torch.stack(
-            [self._epoch_loss, self._epoch_correct.float()]
-        ).tolist()
         seen = max(self._epoch_seen, 1)
         metrics = {
             "epoch": epoch + 1,
             "step": self.step,
-            "train_loss": train_loss / seen,
+            "train_loss": self._epoch_loss / seen,
             "lr": self.lr,
         }
         if self.data.is_classification:
-            metrics["train_accuracy"] = train_correct / seen
+            metrics["train_accuracy"] = self._epoch_correct / seen
         val = self.evaluate(self.data.validation)
         metrics.update({f"val_{k}": v for k, v in val.items()})
         self.history.append(metrics)
@@ -475,7 +523,7 @@ class Trainer:
         }
 
     def _start_event(self, epochs: int, steps_per_epoch: int) -> dict:
-        analysis = analyze(self.project.network)
+        analysis = self.analysis  # of the network the model was built from
         return {
             "type": "start",
             "project": self.project.name,
@@ -499,6 +547,11 @@ class Trainer:
     # -- checkpoint state ---------------------------------------------------------------
     def state_dict(self, batch_in_epoch: int) -> dict:
         """Everything a resumed run needs to continue exactly where this one is."""
+        epoch_loss, epoch_correct = 0.0, 0
+        if batch_in_epoch:  # this epoch's totals so far, with the steps not yet flushed
+            epoch_loss, epoch_correct = self._epoch_loss, self._epoch_correct
+            if self._pending_loss:
+                epoch_loss, epoch_correct = self._add_to_totals(*self._pending_values())
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -512,8 +565,8 @@ class Trainer:
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "history": self.history,
-            "epoch_loss": float(self._epoch_loss) if batch_in_epoch else 0.0,
-            "epoch_correct": int(self._epoch_correct) if batch_in_epoch else 0,
+            "epoch_loss": epoch_loss,
+            "epoch_correct": epoch_correct,
             "epoch_seen": self._epoch_seen if batch_in_epoch else 0,
         }
 
