@@ -534,10 +534,20 @@ class MainWindow(QMainWindow):
         self.runs.refresh()
 
     def _compare_runs(self, runs: list[Run]) -> None:
-        for run in runs:
-            series = run.series()
-            if series:
-                self.plots.set_comparison(series, f"run {run.id}")
+        """Two ticked runs: the first drawn as the main run, the second overlaid (dashed);
+        one ticked run: overlaid on whatever the plots show now."""
+        series = [(run, run.series()) for run in runs]
+        series = [(run, data) for run, data in series if data]
+        if not series:
+            self.statusBar().showMessage("Those runs kept no per-step data to compare.", 6000)
+            return
+        if len(series) == 2:
+            first = series.pop(0)[1]
+            self.plots.clear()
+            self.plots.feed_events(_series_events(first))
+        run, data = series[0]
+        self.plots.set_comparison(data, f"run {run.id}")
+        self.plots.refresh(force=True)
         self.plots_dock.raise_()
 
     def export(self) -> None:
@@ -569,6 +579,21 @@ class MainWindow(QMainWindow):
         self.training.stop(wait=True)
         self._save_settings()
         event.accept()
+
+
+def _series_events(series: dict) -> list[dict]:
+    """A saved run's arrays as the events the plots take."""
+    layers = [str(n) for n in series["layers"]]
+    events = [{"type": "start", "layers": layers, "total_steps": int(len(series["loss"]))}]
+    if len(series["loss"]):
+        events.append(
+            {"type": "steps", "step": series["step"], "loss": series["loss"], "accuracy": None}
+        )
+    if len(series["grad_step"]):
+        events.append(
+            {"type": "gradients", "step": series["grad_step"], "norms": series["grad_norms"]}
+        )
+    return events
 
 
 def _duration(seconds: float) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from PySide6.QtCore import Qt
 
 from studio.projectfile import load_project
 from ui.export_dialog import ExportDialog
@@ -101,3 +102,18 @@ def test_layer_selection_follows_between_plots_and_canvas(qtbot):
     assert window.model.selection == ["hidden2"]
     window.model.select(["hidden1"])
     assert window.plots.selected == "hidden1"
+
+
+def test_two_runs_can_be_overlaid(qtbot):
+    window = window_with(qtbot, "digits_mlp", "training.epochs=1")
+    for lr in (0.001, 0.01):
+        window.model.project.training["optimizer"]["lr"] = lr
+        with qtbot.waitSignal(window.training.finished, timeout=120000):
+            window.act_train.trigger()
+    window.runs.refresh()
+    assert window.runs.table.rowCount() == 2
+    for row in range(2):
+        window.runs.table.item(row, 0).setCheckState(Qt.Checked)
+    window.runs.compare.click()
+    assert window.plots.comparison is not None
+    assert len(window.plots.comparison.step) == len(window.plots.history.step) > 0
