@@ -84,6 +84,10 @@ class DataPreview(QGroupBox):
         def work():
             from pathlib import Path
 
+            from studio.training.threads import yield_cpus_to_workers
+
+            # A preview must not start an OpenMP team beside a training thread's.
+            yield_cpus_to_workers()
             try:
                 result = sample_grid(
                     dict(project.data), tuple(shape), project.training["seed"], base or Path.cwd()

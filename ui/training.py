@@ -1,6 +1,7 @@
 """Training from the window: the Qt-free engine runs in a worker QObject on a QThread.
 
-Only plain CPU data crosses to the GUI: the engine's listener (running in the worker
+The GUI thread hands its OpenMP threads to the worker first (`yield_cpus_to_workers`), so
+training here is as fast as from the command line. Only plain CPU data crosses to the GUI: the engine's listener (running in the worker
 thread) appends events to a deque, and a 30 Hz timer in the GUI thread drains it, so the
 plots never redraw per batch and no widget is touched from the worker. Pause and stop are
 threading.Events the engine checks between batches; closing the window or starting
@@ -19,6 +20,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from studio.document import Project
 from studio.errors import StudioError
+from studio.training.threads import use_all_cpus, yield_cpus_to_workers
 
 REFRESH_HZ = 30
 
@@ -43,6 +45,8 @@ class _Worker(QObject):
     def run(self) -> None:
         from studio.training.session import train
 
+        # This thread trains with every CPU (the GUI thread gave its OpenMP team back).
+        use_all_cpus()
         try:
             outcome = train(
                 self.project,
@@ -101,6 +105,10 @@ class TrainingController(QObject):
         )
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
+        # Without this a CPU run in the worker is 15-84% slower than from the CLI: the GUI
+        # thread's idle OpenMP team makes libgomp sleep between parallel ops
+        # (docs/benchmarks.md, "Where training runs").
+        yield_cpus_to_workers()
         # Queued to this (GUI-thread) object: the slot runs in the GUI thread.
         self.worker.finished.connect(self._on_finished)
         self.thread.start()
