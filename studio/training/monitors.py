@@ -132,7 +132,8 @@ class Monitors:
             dtype=torch.long,
         )
         self.enabled = settings["enabled"]
-        budget = settings["budget"]
+        # One budget shared by the four probes, not one each.
+        budget = settings["budget"] / 4
         self.schedules = {
             "gradients": Schedule(settings["gradients_every"], budget),
             "weights": Schedule(settings["weights_every"], budget),
@@ -150,6 +151,8 @@ class Monitors:
         self._act_values: list[torch.Tensor] = []
         self._old_weights: list[torch.Tensor] | None = None
         self._device_owner: torch.Tensor | None = None
+        self._norm_seconds = 0.0
+        self._clone_seconds = 0.0
 
     # -- scheduling -------------------------------------------------------------------
     def wants(self, kind: str, step: int) -> bool:
@@ -161,11 +164,15 @@ class Monitors:
     # -- gradients (shared with clipping) ---------------------------------------------
     def gradient_norms(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-parameter gradient norms of parameters that have gradients."""
+        started = time.perf_counter()
         grads = [p.grad for p in self.params if p.grad is not None]
-        return grads, list(torch._foreach_norm(grads)) if grads else []
+        out = grads, list(torch._foreach_norm(grads)) if grads else []
+        self._norm_seconds = time.perf_counter() - started
+        return out
 
     def record_gradients(self, step: int, per_param: list[torch.Tensor]) -> None:
-        started = time.perf_counter()
+        # Charge the norms computed in gradient_norms() to this probe too.
+        started = time.perf_counter() - self._norm_seconds
         if len(per_param) == len(self.params):
             owner = self._owner_on(per_param[0].device)
             squares = torch.stack(per_param).float().square()
@@ -186,12 +193,14 @@ class Monitors:
     # -- weights: norms and update-to-weight ratio --------------------------------------
     def before_update(self, step: int) -> None:
         if self.wants("weights", step) and self.weights:
+            started = time.perf_counter()
             self._old_weights = [w.detach().clone() for w in self.weights]
+            self._clone_seconds = time.perf_counter() - started
 
     def after_update(self, step: int) -> None:
         if self._old_weights is None:
             return
-        started = time.perf_counter()
+        started = time.perf_counter() - self._clone_seconds
         current = [w.detach() for w in self.weights]
         deltas = torch._foreach_sub(current, self._old_weights)
         w_norms = torch.stack(torch._foreach_norm(current)).float().square()
