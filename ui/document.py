@@ -7,6 +7,7 @@ Views never hold model state: the canvas, inspector and status bar read `project
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -20,15 +21,18 @@ from studio.document import Project
 class _QtCommand(QUndoCommand):
     """Wraps a Qt-free command so that QUndoStack can run it."""
 
-    def __init__(self, command: Command):
+    def __init__(self, command: Command, model: DocumentModel):
         super().__init__(command.text)
         self.command = command
+        self.model = model
 
     def redo(self):
-        self.command.redo()
+        with self.model.one_analysis():
+            self.command.redo()
 
     def undo(self):
-        self.command.undo()
+        with self.model.one_analysis():
+            self.command.undo()
 
     def id(self):
         # QUndoStack only tries to merge commands that share an id.
@@ -51,6 +55,8 @@ class DocumentModel(QObject):
         self.project = project
         self.path = path
         self.selection: list[str] = []
+        self._batching = False
+        self._stale = False
         self.analysis: Analysis = analyze(project.network)
         self._connect()
 
@@ -69,14 +75,32 @@ class DocumentModel(QObject):
         self.selection_changed.emit([])
 
     def _connect(self) -> None:
-        self.project.network.changed.connect(self._reanalyze)
+        self.project.network.changed.connect(self._on_network_changed)
         self.project.settings_changed.connect(self._on_settings)
         self.project.view.moved.connect(self._on_moved)
 
     def _disconnect(self) -> None:
-        self.project.network.changed.disconnect(self._reanalyze)
+        self.project.network.changed.disconnect(self._on_network_changed)
         self.project.settings_changed.disconnect(self._on_settings)
         self.project.view.moved.disconnect(self._on_moved)
+
+    @contextmanager
+    def one_analysis(self):
+        """Run shape inference once after a command, not once per node or edge it touches."""
+        self._batching = True
+        self._stale = False
+        try:
+            yield
+        finally:
+            self._batching = False
+            if self._stale:
+                self._reanalyze()
+
+    def _on_network_changed(self) -> None:
+        if self._batching:
+            self._stale = True
+        else:
+            self._reanalyze()
 
     def _reanalyze(self) -> None:
         self.analysis = analyze(self.project.network)
@@ -95,7 +119,7 @@ class DocumentModel(QObject):
     # -- editing ----------------------------------------------------------------------
     def push(self, command: Command) -> None:
         """Run a command and put it on the undo stack."""
-        self.undo_stack.push(_QtCommand(command))
+        self.undo_stack.push(_QtCommand(command, self))
 
     def select(self, ids: list[str]) -> None:
         ids = [i for i in ids if i in self.project.network.nodes]

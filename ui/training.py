@@ -16,7 +16,7 @@ import traceback
 from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
 from studio.document import Project
 from studio.errors import StudioError
@@ -136,8 +136,6 @@ class TrainingController(QObject):
             deadline = time.monotonic() + timeout_s
             while self.thread is not None and time.monotonic() < deadline:
                 # Let the queued finished signal arrive and clean up.
-                from PySide6.QtCore import QCoreApplication
-
                 QCoreApplication.processEvents()
                 if self.thread is not None and self.thread.wait(20):
                     QCoreApplication.processEvents()
