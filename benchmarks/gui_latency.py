@@ -39,6 +39,9 @@ def main() -> int:
     from ui.window import MainWindow
 
     path = Path(args.project)
+    from studio.training.threads import import_training_modules
+
+    import_training_modules()  # as ui.app.main does before it shows the window
     window = MainWindow(load_project(path, ["training.epochs=1000"]), path)
     window.resize(1600, 1000)
     window.show()
@@ -66,9 +69,11 @@ def main() -> int:
     ticker.timeout.connect(tick)
 
     def begin():
-        window.train()
+        # The clock starts before the Train press, so the press itself counts as a gap.
         clock.start()
         ticker.start()
+        tick()
+        window.train()
         QTimer.singleShot(int(args.seconds * 1000), finish)
 
     started = [0.0]

@@ -49,3 +49,29 @@ def test_a_worker_trains_with_all_cpus_and_the_same_losses():
     assert report["worker"] == report["full"], "the worker gets the process's full count"
     assert report["same"] and report["steps"] == 45
     assert report["raised"], "an error in the worker reaches whoever asks for the result"
+
+
+FIRST_RUN = r"""
+import json, sys
+from studio.training.threads import import_training_modules
+import tempfile
+# What the window has imported by the time Train is pressed: the project and the session.
+from studio.projectfile import load_project
+from studio.training.session import train
+project = load_project("resources/examples/digits_cnn.json", ["training.epochs=1"])
+import_training_modules()
+before = set(sys.modules)
+train(project, runs_root=tempfile.mkdtemp())
+new = sorted(m for m in set(sys.modules) - before
+             if (getattr(sys.modules[m], "__file__", "") or "").endswith((".so", ".pyd")))
+print(json.dumps(new))
+"""
+
+
+def test_a_first_run_imports_no_extension_modules_after_the_preload():
+    # An extension module's import holds the GIL; in a training thread it froze the window.
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_RUN], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from studio.errors import StudioError
 from studio.projectfile import load_project
+from studio.training.threads import import_training_modules
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_plot_theme(dark)
     app.setWindowIcon(icon("app", "#3b82f6"))
+    # Before the window shows: these imports would otherwise stall it during the first run.
+    import_training_modules()
     window = MainWindow()
     if argv:
         path = Path(argv[0])
