@@ -9,6 +9,7 @@ leave the file at 18.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import warnings
 from dataclasses import asdict, dataclass
@@ -69,6 +70,10 @@ def export_onnx(
     if not path.parent.exists():
         raise ExportError(f"Cannot write '{path}': the folder '{path.parent}' does not exist.")
     input_shape = tuple(model.input_shape)
+    if any(t.device.type != "cpu" for t in (*model.parameters(), *model.buffers())):
+        # A model trained on a GPU: export and verify a CPU copy (onnxruntime runs on the
+        # CPU here), leaving the caller's model where it is.
+        model = copy.deepcopy(model).cpu()
     was_training = model.training
     model.eval()
     try:

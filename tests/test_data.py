@@ -51,9 +51,9 @@ def test_zscore_statistics_come_from_the_training_split():
 def test_samples_are_reshaped_to_the_input_or_the_mismatch_is_named():
     assert prepare_data(settings(), (8, 8), seed=0).train.x.shape[1:] == (8, 8)
     with pytest.raises(
-        DataError, match=r"expects samples of 3×32×32 but the digits data gives 1×8×8.*\[1, 8, 8\]"
+        DataError, match=r"expects samples of 10 but the digits data gives 1×8×8.*\[1, 8, 8\]"
     ):
-        prepare_data(settings(), (3, 32, 32), seed=0)
+        prepare_data(settings(), (10,), seed=0)
 
 
 def test_a_class_subset_is_renumbered_from_zero():
@@ -147,3 +147,14 @@ def test_batches_shuffle_from_a_private_generator_and_replay_after_resume():
     batches.generator.set_state(state)
     replay = [y for _, y in batches.epoch(skip=3)]
     assert all(torch.equal(a, b) for a, b in zip(first[3:], replay))
+
+
+def test_digits_scale_up_to_rgb_for_an_input_that_wants_bigger_color_images():
+    small = prepare_data(settings(), (1, 8, 8), seed=0)
+    big = prepare_data(settings(), (3, 32, 32), seed=0)
+    assert big.train.x.shape[1:] == (3, 32, 32)
+    assert torch.equal(big.train.y, small.train.y)
+    # The gray channel is repeated, and scaling up keeps each image's mean brightness.
+    assert torch.equal(big.train.x[:, 0], big.train.x[:, 2])
+    assert torch.allclose(big.train.x.mean((1, 2, 3)), small.train.x.mean((1, 2, 3)), atol=0.02)
+    assert "32×32 RGB" in big.description

@@ -65,13 +65,17 @@ def digits(request: SourceRequest) -> RawData:
     data = load_digits()
     x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1)  # (N, 1, 8, 8), values 0..16
     y = torch.tensor(data.target, dtype=torch.int64)
-    return RawData(
-        x,
-        y,
-        [str(c) for c in data.target_names],
-        (0.0, 16.0),
-        description="scikit-learn digits: 1,797 grayscale 8×8 images of 10 digits",
-    )
+    description = "scikit-learn digits: 1,797 grayscale 8×8 images of 10 digits"
+    shape = request.sample_shape
+    if len(shape) == 3 and shape != (1, 8, 8):
+        # An Input that wants other images (a pretrained backbone wants RGB and more than
+        # 8×8 pixels): scale the digits up and repeat the gray channel.
+        mode, (h, w) = _image_geometry(request)
+        x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        if mode == "RGB":
+            x = x.expand(-1, 3, -1, -1)
+        description += f", scaled to {h}×{w}" + (" RGB" if mode == "RGB" else "")
+    return RawData(x, y, [str(c) for c in data.target_names], (0.0, 16.0), description=description)
 
 
 def _image_geometry(request: SourceRequest) -> tuple[str, tuple[int, int]]:
