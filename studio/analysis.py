@@ -29,6 +29,10 @@ class LayerInfo:
     trainable: bool = True
     macs: int = 0
     error: str | None = None
+    # Parameters that do not train: all of them for a frozen node, a backbone's frozen stages.
+    frozen: int = 0
+    # A backbone's stages, input → output: (name, parameter count, frozen).
+    stages: list[tuple[str, int, bool]] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -40,6 +44,8 @@ class LayerInfo:
             "trainable": self.trainable,
             "macs": self.macs,
             "error": self.error,
+            "frozen": self.frozen,
+            "stages": [list(s) for s in self.stages] if self.stages is not None else None,
         }
 
 
@@ -59,11 +65,11 @@ class Analysis:
 
     @property
     def trainable_params(self) -> int:
-        return sum(i.params for i in self.layers.values() if i.trainable)
+        return sum(i.params - i.frozen for i in self.layers.values())
 
     @property
     def frozen_params(self) -> int:
-        return sum(i.params for i in self.layers.values() if not i.trainable)
+        return sum(i.frozen for i in self.layers.values())
 
     @property
     def macs(self) -> int:
@@ -232,6 +238,12 @@ class _Analyzer:
         info.input_shapes = shapes
         info.output_shape = tuple(output)
         info.params = sum(p.numel() for p in block.parameters())
+        info.frozen = (
+            sum(p.numel() for p in block.parameters() if not p.requires_grad)
+            if node.trainable
+            else info.params
+        )
+        info.stages = _stages(block.layer, node.trainable)
         info.macs = layer.macs(node.params, shapes, output)
         self.out.sources[nid] = [ports[p] for p in names]
 
@@ -270,6 +282,17 @@ def _find_cycle(stuck: list[str], port_edges: dict[str, dict[str, str]]) -> list
         path.append(nid)
         nid = next(s for s in port_edges.get(nid, {}).values() if s in inside)
     return list(reversed(path[position[nid] :]))
+
+
+def _stages(module, trainable: bool) -> list[tuple[str, int, bool]] | None:
+    """A backbone's stages with their parameter counts and whether each is frozen."""
+    names = getattr(module, "stage_names", None)
+    if names is None:
+        return None
+    return [
+        (name, sum(p.numel() for p in stage.parameters()), not trainable or i < module.freeze_point)
+        for i, (name, stage) in enumerate(zip(names, module.stage_modules(), strict=True))
+    ]
 
 
 def _meta_block(node, layer: LayerType, shapes: list[Shape], output: Shape):

@@ -10,10 +10,13 @@ a layer does not reshuffle the others.
 from __future__ import annotations
 
 import zlib
+from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from studio import pretrained
 from studio.analysis import Analysis, analyze
 from studio.blocks import Block, activation_module, normalization_module
 from studio.document import Network, Node, Project
@@ -66,9 +69,22 @@ class GraphModel(nn.Module):
 
 
 def build_model(
-    network: Network | Project, seed: int | None = None, cat: Catalog | None = None
+    network: Network | Project,
+    seed: int | None = None,
+    cat: Catalog | None = None,
+    base: Path | None = None,
 ) -> GraphModel:
-    """Build the network; raise InvalidNetwork naming the nodes at fault if it cannot be built."""
+    """Build the network; raise InvalidNetwork naming the nodes at fault if it cannot be built.
+
+    base is the project file's folder, for relative weight-file and run paths (default: the
+    one an enclosing build set, else the current folder). Backbones' reports on what they
+    loaded are collected in `model.weights_reports` (node id → sentence).
+    """
+    with pretrained.project_folder(base) if base is not None else nullcontext():
+        return _build_model(network, seed, cat)
+
+
+def _build_model(network: Network | Project, seed: int | None, cat: Catalog | None) -> GraphModel:
     if isinstance(network, Project):
         seed = network.training.get("seed", 0) if seed is None else seed
         network = network.network
@@ -78,6 +94,7 @@ def build_model(
     if not analysis.ok:
         raise InvalidNetwork(analysis.problems)
     blocks: dict[str, nn.Module] = {}
+    reports: dict[str, str] = {}
     for nid in analysis.order:
         node = network.nodes[nid]
         layer = cat.get(node.type)
@@ -85,7 +102,7 @@ def build_model(
             continue
         info = analysis.layers[nid]
         # The layer's own default init draws from the global generator: give it this node's seed.
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), pretrained.building(nid, node.type):
             torch.manual_seed(node_seed(seed, nid))
             block = build_block(node, layer, info.input_shapes, info.output_shape)
             if layer.weighted:
@@ -93,4 +110,8 @@ def build_model(
         if not node.trainable:
             block.requires_grad_(False)
         blocks[nid] = block
-    return GraphModel(analysis, blocks)
+        if getattr(block.layer, "weights_report", ""):
+            reports[nid] = block.layer.weights_report
+    model = GraphModel(analysis, blocks)
+    model.weights_reports = reports
+    return model

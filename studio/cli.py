@@ -8,6 +8,7 @@ STUDIO_DEBUG=1 to see tracebacks while developing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -162,10 +163,12 @@ def _load(args):
 
 def run_check(args) -> int:
     from studio.analysis import analyze
+    from studio.pretrained import project_folder
     from studio.report import layer_table
 
     project = _load(args)
-    analysis = analyze(project.network)
+    with project_folder(Path(args.project).parent):  # relative weight files and runs
+        analysis = analyze(project.network)
     if args.json:
         print(
             json.dumps({"ok": analysis.ok, "project": project.name, **analysis.to_dict()}, indent=2)
@@ -181,12 +184,15 @@ def run_check(args) -> int:
 def run_export(args) -> int:
     from studio.builder import build_model
     from studio.export import DEFAULT_OPSET, export_onnx, export_safetensors
+    from studio.pretrained import without_weights
     from studio.weights import load_weights
 
     if not args.onnx and not args.safetensors:
         raise StudioError("Nothing to export: give --onnx OUT and/or --safetensors OUT.")
     project = _load(args)
-    model = build_model(project)
+    # Given trained weights, pretrained backbones need not be loaded first.
+    with contextlib.nullcontext() if not args.weights else without_weights():
+        model = build_model(project, base=Path(args.project).parent)
     result: dict = {"ok": True, "project": project.name}
     if args.weights:
         load_weights(model, args.weights)
@@ -244,7 +250,7 @@ def run_train(args) -> int:
         signal.signal(signal.SIGINT, previous)
     summary = outcome.summary
     if args.export_onnx:
-        summary["onnx"] = _export_trained(outcome, args.export_onnx)
+        summary["onnx"] = _export_trained(outcome, args.export_onnx, base)
         outcome.run.write_json("summary.json", summary)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
@@ -257,12 +263,14 @@ def run_train(args) -> int:
     )
 
 
-def _export_trained(outcome, path: str) -> dict:
+def _export_trained(outcome, path: str, base: Path) -> dict:
     from studio.builder import build_model
     from studio.export import export_onnx
+    from studio.pretrained import without_weights
     from studio.weights import load_weights
 
-    model = build_model(outcome.run.project())
+    with without_weights():  # the run's checkpoint holds every weight
+        model = build_model(outcome.run.project(), base=base)
     checkpoints = outcome.run.path / "checkpoints"
     best = checkpoints / "best.safetensors"
     load_weights(model, best if best.is_file() else checkpoints / "last.safetensors")

@@ -605,9 +605,12 @@ GENERATED_TYPES = {
 
 
 def test_the_generator_covers_every_built_in_layer_type() -> None:
-    from studio.layers import MODULES
+    from studio.layers import MODULES, backbones
 
-    assert {layer.name for module in MODULES for layer in module.LAYERS} == GENERATED_TYPES
+    # Backbones are whole pretrained networks, too big to generate; tests/test_backbones.py
+    # holds their shapes and parameter counts against torchvision's own models.
+    generated = [m for m in MODULES if m is not backbones]
+    assert {layer.name for module in generated for layer in module.LAYERS} == GENERATED_TYPES
 
 
 # ---------------------------------------------------------------------------------------------

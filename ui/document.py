@@ -16,6 +16,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from studio.analysis import Analysis, analyze
 from studio.commands import Command
 from studio.document import Project
+from studio.pretrained import project_folder
 
 
 class _QtCommand(QUndoCommand):
@@ -57,7 +58,7 @@ class DocumentModel(QObject):
         self.selection: list[str] = []
         self._batching = False
         self._stale = False
-        self.analysis: Analysis = analyze(project.network)
+        self.analysis: Analysis = self._analyze()
         self._connect()
 
     # -- the project ------------------------------------------------------------------
@@ -69,7 +70,7 @@ class DocumentModel(QObject):
         self.undo_stack.clear()
         self.selection = []
         self._connect()
-        self.analysis = analyze(project.network)
+        self.analysis = self._analyze()
         self.project_replaced.emit()
         self.analysis_changed.emit()
         self.selection_changed.emit([])
@@ -102,8 +103,13 @@ class DocumentModel(QObject):
         else:
             self._reanalyze()
 
+    def _analyze(self) -> Analysis:
+        # Relative paths in the project (weight files, earlier runs) are relative to its file.
+        with project_folder(self.path.parent if self.path else None):
+            return analyze(self.project.network)
+
     def _reanalyze(self) -> None:
-        self.analysis = analyze(self.project.network)
+        self.analysis = self._analyze()
         kept = [n for n in self.selection if n in self.project.network.nodes]
         self.analysis_changed.emit()
         if kept != self.selection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 from studio.builder import build_model
 from studio.errors import StudioError
 from studio.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_onnx, export_safetensors
+from studio.pretrained import without_weights
 from studio.training.runs import Run, list_runs
 from studio.weights import load_weights
 from ui.document import DocumentModel
@@ -101,8 +103,11 @@ class ExportDialog(QDialog):
     def export(self) -> None:
         """Export what is ticked; the result (or the one-sentence error) shows in the dialog."""
         try:
-            model = build_model(self.model.project)
             run_row = self.source.currentData()
+            folder = self.model.path.parent if self.model.path else None
+            # A run's checkpoint holds every weight: no need to load pretrained backbones.
+            with contextlib.nullcontext() if not run_row else without_weights():
+                model = build_model(self.model.project, base=folder)
             if run_row:
                 run = Run(self.runs_root, Path(run_row["path"]), run_row["id"])
                 checkpoints = run.path / "checkpoints"

@@ -25,6 +25,9 @@ from studio.registry import catalog
 from studio.shapes_text import describe
 from ui.document import DocumentModel
 from ui.forms import MIXED, ParamForm
+from ui.freeze import FIELDS as FREEZE_FIELDS
+from ui.freeze import FreezePanel
+from ui.stages import is_backbone
 
 
 def _common(values: list):
@@ -112,18 +115,23 @@ class Inspector(QScrollArea):
         self._facts(nodes)
 
         setters = []
-        if len(types) == 1 and layers[0].params:
-            form = ParamForm(layers[0].params)
+        # One backbone: its freeze point gets a slider over the stages, not a number field.
+        backbone = len(ids) == 1 and is_backbone(layers[0])
+        shown = tuple(p for p in layers[0].params if not (backbone and p.name in FREEZE_FIELDS))
+        if len(types) == 1 and shown:
+            form = ParamForm(shown)
             setters.append(
-                lambda ns, form=form, layer=layers[0]: form.set_values(
-                    {p.name: _common([n.params[p.name] for n in ns]) for p in layer.params}
+                lambda ns, form=form, shown=shown: form.set_values(
+                    {p.name: _common([n.params[p.name] for n in ns]) for p in shown}
                 )
             )
-            form.set_values(
-                {p.name: _common([n.params[p.name] for n in nodes]) for p in layers[0].params}
-            )
+            form.set_values({p.name: _common([n.params[p.name] for n in nodes]) for p in shown})
             form.edited.connect(lambda name, value: self._edit(ids, "params", {name: value}))
             self._section("Layer", form)
+        if backbone:
+            freeze = FreezePanel(self.model, ids[0])
+            setters.append(lambda ns, freeze=freeze: freeze.refresh())
+            self._section("Freeze point", freeze)
 
         weighted = [n for n, layer in zip(nodes, layers) if layer.weighted]
         if weighted:

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -23,6 +24,7 @@ COLUMNS = ("run", "status", "epochs", "val acc", "val loss", "time", "findings")
 
 class RunsPanel(QWidget):
     compare_requested = Signal(list)  # [Run, ...]
+    use_as_backbone = Signal(object)  # the run's folder (Path): reuse its model, minus its head
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -36,6 +38,8 @@ class RunsPanel(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._menu)
         self.hint = QLabel(
             "Tick two runs and press Compare to overlay their loss and gradient norms."
         )
@@ -86,6 +90,23 @@ class RunsPanel(QWidget):
             if self.table.item(r, 0).checkState() == Qt.Checked:
                 out.append(Run(self.root, Path(row["path"]), row["id"]))
         return out
+
+    def _menu(self, pos) -> None:
+        row = self.table.rowAt(pos.y())
+        if 0 <= row < len(self.rows):
+            self.context_menu(row).exec(self.table.viewport().mapToGlobal(pos))
+
+    def context_menu(self, row: int) -> QMenu:
+        """What right-clicking a run offers."""
+        menu = QMenu(self)
+        action = menu.addAction(
+            "Use as backbone",
+            lambda: self.use_as_backbone.emit(Path(self.rows[row]["path"])),
+        )
+        action.setStatusTip(
+            "Put this run's trained network, minus its head, between the Input and the Output"
+        )
+        return menu
 
     def _compare(self) -> None:
         runs = self.ticked()

@@ -27,6 +27,7 @@ from studio.report import human_count
 from studio.settings import DATA, TRAINING
 from studio.training.runs import Run
 from studio.training.setup import pick_device
+from ui.augment_panel import AugmentPanel
 from ui.canvas import GraphCanvas
 from ui.data_preview import DataPreview
 from ui.document import DocumentModel
@@ -38,8 +39,10 @@ from ui.plots import TrainingPlots
 from ui.plots import apply_theme as apply_plot_theme
 from ui.runs_panel import RunsPanel
 from ui.settings_panel import SettingsPanel
+from ui.strategy_dialog import StrategyDialog
 from ui.theme import RESOURCES, apply_theme, icon, is_dark
 from ui.training import TrainingController
+from ui.transfer_edits import TransferEditError, use_run_as_backbone
 
 EXAMPLES = RESOURCES / "examples"
 MAX_RECENT = 8
@@ -65,13 +68,17 @@ class MainWindow(QMainWindow):
         self._progress_started = 0.0
         self._total_steps = 0
         self._first_step = 0
+        self._train_samples: int | None = None  # from a run's start event, when it says
 
         self.canvas = GraphCanvas(self.model)
         self.setCentralWidget(self.canvas)
         self.palette_panel = LayerPalette()
         self.inspector = Inspector(self.model)
         self.data_preview = DataPreview(self.model)
-        self.data_panel = SettingsPanel(self.model, "data", DATA, extra=self.data_preview)
+        # Augmentation's nested sections have their own panel, with a preview.
+        data_fields = {k: v for k, v in DATA.items() if k != "augmentation"}
+        self.data_panel = SettingsPanel(self.model, "data", data_fields, extra=self.data_preview)
+        self.augment_panel = AugmentPanel(self.model)
         self.training_panel = SettingsPanel(self.model, "training", TRAINING)
         self.plots = TrainingPlots()
         self.findings = FindingsPanel(self.model)
@@ -104,7 +111,12 @@ class MainWindow(QMainWindow):
             "Training", self.training_panel, Qt.RightDockWidgetArea, "training"
         )
         self.tabifyDockWidget(self.inspector_dock, self.data_dock)
+        self.augment_dock = self._dock(
+            "Augmentation", self.augment_panel, Qt.RightDockWidgetArea, "augmentation"
+        )
+        self.augment_dock.visibilityChanged.connect(self.augment_panel.shown)
         self.tabifyDockWidget(self.data_dock, self.training_dock)
+        self.tabifyDockWidget(self.training_dock, self.augment_dock)
         self.inspector_dock.raise_()
         self.plots_dock = self._dock("Live plots", self.plots, Qt.BottomDockWidgetArea, "plots")
         self.runs_dock = self._dock("Runs", self.runs, Qt.BottomDockWidgetArea, "runs")
@@ -185,6 +197,11 @@ class MainWindow(QMainWindow):
         self.act_layout = self._action(
             "Auto &Layout", lambda: self.canvas.auto_layout(), "Ctrl+L", "layout"
         )
+        self.act_strategy = self._action(
+            "Fine-tuning &Strategy…",
+            self.choose_strategy,
+            tip="Choose how much of the pretrained backbone trains, with a recommendation",
+        )
         self.act_dark = self._action("&Dark Theme", self.toggle_theme)
         self.act_dark.setCheckable(True)
         self.act_about = self._action("&About Studio", self.about)
@@ -211,6 +228,7 @@ class MainWindow(QMainWindow):
             self.inspector_dock,
             self.data_dock,
             self.training_dock,
+            self.augment_dock,
             self.plots_dock,
             self.findings_dock,
             self.runs_dock,
@@ -220,6 +238,8 @@ class MainWindow(QMainWindow):
         view.addAction(self.act_dark)
         run = self.menuBar().addMenu("&Run")
         run.addActions([self.act_check, self.act_train, self.act_pause, self.act_stop])
+        transfer = self.menuBar().addMenu("T&ransfer")
+        transfer.addAction(self.act_strategy)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self.act_about)
 
@@ -259,7 +279,7 @@ class MainWindow(QMainWindow):
         m.selection_changed.connect(self._selection_changed)
         self.palette_panel.layer_requested.connect(self._append_layer)
         self.canvas.status_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
-        self.plots.layer_clicked.connect(lambda name: m.select([name]))
+        self.plots.layer_clicked.connect(lambda name: m.select([self._node_of_layer(name)]))
         self.findings.show_layers.connect(self._show_layers)
         self.findings.fix_applied.connect(
             lambda title: self.statusBar().showMessage(
@@ -267,6 +287,7 @@ class MainWindow(QMainWindow):
             )
         )
         self.runs.compare_requested.connect(self._compare_runs)
+        self.runs.use_as_backbone.connect(self.use_run_as_backbone)
         self.training.events.connect(self._on_events)
         self.training.finished.connect(self._on_finished)
         self.training.state_changed.connect(self._on_state)
@@ -428,6 +449,37 @@ class MainWindow(QMainWindow):
     def select_all(self) -> None:
         self.model.select(list(self.model.project.network.nodes))
 
+    def _node_of_layer(self, name: str) -> str:
+        """The node a plotted layer belongs to: a backbone's stages plot as 'node.stage'."""
+        nodes = self.model.project.network.nodes
+        return name if name in nodes else name.split(".", 1)[0]
+
+    # -- transfer learning --------------------------------------------------------------
+    def choose_strategy(self) -> None:
+        dialog = StrategyDialog(self.model, samples=self._known_samples(), parent=self)
+        if dialog.exec():
+            self.statusBar().showMessage(dialog.applied_text, 8000)
+
+    def _known_samples(self) -> int | None:
+        """Training samples, when a run or the data preview has counted them."""
+        return self._train_samples or getattr(self.data_preview, "train_samples", None)
+
+    def use_run_as_backbone(self, run_dir: Path) -> None:
+        project_dir = self.model.path.parent if self.model.path else None
+        try:
+            command, node_id = use_run_as_backbone(self.model.project, run_dir, project_dir)
+        except TransferEditError as err:
+            QMessageBox.warning(self, "Cannot use the run as a backbone", str(err))
+            return
+        self.model.push(command)
+        self.model.select([node_id])
+        self.canvas.fit_to_view()
+        self.statusBar().showMessage(
+            f"{command.text}: '{node_id}' now feeds the head. Pick its freeze point in the "
+            "inspector.",
+            8000,
+        )
+
     # -- run --------------------------------------------------------------------------
     def check(self) -> None:
         a = self.model.analysis
@@ -490,12 +542,16 @@ class MainWindow(QMainWindow):
             if kind == "start":
                 self._total_steps = event["total_steps"]
                 self._first_step = event["first_step"]
+                self._train_samples = event.get("train_samples", self._train_samples)
                 self._progress_started = time.monotonic()
                 self.progress.setRange(0, max(1, self._total_steps))
                 self.device_label.setText(f"Device: {event['device']}")
             elif kind == "steps":
                 done = int(event["step"][-1]) + 1
                 self._show_progress(done, event["epoch"], event["batches_per_epoch"])
+            elif kind == "phase":  # fine-tuning: stages or learning rates changed
+                self.plots.mark(event["step"], event.get("label", ""))
+                self.statusBar().showMessage(event.get("label", ""), 8000)
             elif kind == "finding":
                 self.findings.add(event)
                 self.canvas.highlight_nodes(event.get("layers", []), "#f59e0b")

@@ -6,6 +6,7 @@ nothing about the validation or test data leaks into training.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -215,18 +216,41 @@ class Batches:
     replay the same order.
     """
 
-    def __init__(self, split: Split, batch_size: int, shuffle: bool, seed: int):
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        transform: Callable[[torch.Tensor, torch.Tensor, int], tuple] | None = None,
+    ):
         self.split = split
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = torch.Generator().manual_seed(seed)
+        # Training batches only (augmentation): transform(x, y, seed) -> (x, y).
+        self.transform = transform
 
     def __len__(self) -> int:
         return (len(self.split) + self.batch_size - 1) // self.batch_size
 
     def epoch(self, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.split)
+        # Each batch's transform seed follows from the epoch's generator state (read, not
+        # drawn from, so the shuffle order is the same with or without a transform), and
+        # a run resumed mid-epoch draws the same augmentations for the batches it replays.
+        key = _state_key(self.generator) if self.transform else 0
+        if self.transform is not None and not self.shuffle:
+            torch.rand((), generator=self.generator)  # move on: the next epoch draws anew
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for start in range(skip * self.batch_size, n, self.batch_size):
+        for number, start in enumerate(range(skip * self.batch_size, n, self.batch_size), skip):
             idx = order[start : start + self.batch_size]
-            yield self.split.x[idx], self.split.y[idx]
+            x, y = self.split.x[idx], self.split.y[idx]
+            if self.transform is not None:
+                x, y = self.transform(x, y, key + number)
+            yield x, y
+
+
+def _state_key(generator: torch.Generator) -> int:
+    digest = hashlib.blake2b(generator.get_state().numpy().tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 2  # below 2**62: room to add batch numbers

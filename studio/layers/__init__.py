@@ -3,9 +3,9 @@ path a plugin takes (see pyproject.toml)."""
 
 from __future__ import annotations
 
-from studio.layers import activation, conv, core, merge, norm, recurrent
+from studio.layers import activation, backbones, conv, core, merge, norm, recurrent
 
-MODULES = (core, conv, norm, activation, merge, recurrent)
+MODULES = (core, conv, norm, activation, merge, recurrent, backbones)
 
 
 def register(catalog) -> None:

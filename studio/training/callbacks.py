@@ -107,7 +107,8 @@ class ReduceLROnPlateau(_Patient):
     def on_epoch_end(self, trainer, epoch, metrics):
         if self.stalled(metrics, epoch):
             for group in trainer.optimizer.param_groups:
-                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
+                # Never raises a rate: a backbone stage's may already sit below min_lr.
+                group["lr"] = min(group["lr"], max(group["lr"] * self.factor, self.min_lr))
             self.waited = 0
 
 

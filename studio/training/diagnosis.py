@@ -80,6 +80,8 @@ class Diagnosis:
         self._epochs: list[dict] = []
         self._act_history: deque = deque(maxlen=3)
         self.classes = 10
+        # Layers frozen now (fine-tuning): their gradient norms are NaN and are left out.
+        self.frozen = np.zeros(0, dtype=bool)
 
     def __call__(self, event: dict) -> None:
         handler = getattr(self, f"_on_{event['type']}", None)
@@ -101,12 +103,21 @@ class Diagnosis:
         self.layers = list(event["layers"])
         self.classes = len(event.get("classes") or []) or 10
         self.layer_params = np.asarray(event["layer_params"], dtype=float)
+        self.frozen = np.zeros(len(self.layers), dtype=bool)
 
     def _on_gradients(self, event):
         norms = np.asarray(event["norms"], dtype=float)
-        for step, row in zip(event["step"], norms):
+        frozen = event.get("frozen")
+        if frozen is None:
+            frozen = np.zeros(norms.shape, dtype=bool)
+        for step, row, mask in zip(event["step"], norms, np.asarray(frozen, dtype=bool)):
+            if mask.shape != self.frozen.shape or np.any(mask != self.frozen):
+                # A new fine-tuning phase: its norms are compared with its own early values.
+                self.frozen = mask
+                self._grad_history.clear()
+                self._early_total.clear()
             self._grad_history.append(row)
-            total = float(np.sqrt(np.sum(row**2)))
+            total = float(np.sqrt(np.sum(row[~mask] ** 2)))
             if len(self._early_total) < 5:
                 self._early_total.append(total)
             self._check_exploding(int(step), row, total)
@@ -196,7 +207,13 @@ class Diagnosis:
     def _check_vanishing(self, step: int) -> None:
         if len(self.layers) < 4 or not self._grad_history:
             return
-        rms = np.median(np.stack(self._grad_history), axis=0) / np.sqrt(self.layer_params)
+        history = np.stack(self._grad_history)
+        # Only layers training now: a frozen one has no gradient to vanish.
+        live = ~self.frozen if self.frozen.shape == history.shape[1:] else np.ones(0, bool)
+        if live.sum() < 4:
+            return
+        layers = [n for n, keep in zip(self.layers, live) if keep]
+        rms = np.median(history[:, live], axis=0) / np.sqrt(self.layer_params[live])
         output = rms[-1]
         if not output > 0:
             return
@@ -204,7 +221,7 @@ class Diagnosis:
         if ratio[0] >= VANISHING_RATIO:
             return
         affected = []
-        for name, r in zip(self.layers[:-1], ratio[:-1]):
+        for name, r in zip(layers[:-1], ratio[:-1]):
             if r >= AFFECTED_RATIO:
                 break
             affected.append(name)
@@ -219,7 +236,7 @@ class Diagnosis:
                 f"times smaller than the output layer's, so they barely learn. {cause}",
                 "Try ReLU with Kaiming (He) init and batch normalization in these layers, or residual connections.",
                 affected,
-                {"ratio_to_output": {n: float(f"{r:.3g}") for n, r in zip(self.layers, ratio)}},
+                {"ratio_to_output": {n: float(f"{r:.3g}") for n, r in zip(layers, ratio)}},
                 fix=fix,
             )
         )
@@ -257,8 +274,12 @@ class Diagnosis:
         return cause, fix
 
     def _check_exploding(self, step: int, row: np.ndarray, total: float) -> None:
-        if not np.all(np.isfinite(row)):
-            bad = [n for n, v in zip(self.layers, row) if not math.isfinite(v)]
+        if not np.all(np.isfinite(row) | self.frozen):
+            bad = [
+                n
+                for n, v, f in zip(self.layers, row, self.frozen)
+                if not f and not math.isfinite(v)
+            ]
             self._raise(
                 Finding(
                     "exploding_gradients",

@@ -23,13 +23,17 @@ import torch
 
 from studio.analysis import analyze
 from studio.builder import build_model
+from studio.data.augment import build_augmentation
 from studio.data.prepare import Batches, PreparedData, prepare_data
 from studio.document import Project
+from studio.pretrained import project_folder
 from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
+from studio.training.finetune import FineTuningPlan
 from studio.training.monitors import Monitors
 from studio.training.setup import (
     TrainingError,
     correct_count,
+    hard_labels,
     loss_function,
     make_optimizer,
     make_schedule,
@@ -96,9 +100,10 @@ class Trainer:
         self.step = 0
         self.epoch = 0
 
-        analysis = self.analysis = analyze(project.network)
+        with project_folder(base):  # RunBackbone nodes name runs relative to the project
+            analysis = self.analysis = analyze(project.network)
         self.device = pick_device(device or self.settings["device"])
-        self.model = build_model(project).to(self.device)
+        self.model = build_model(project, base=base).to(self.device)
         self.data = data or prepare_data(
             project.data, self.model.input_shape, self.settings["seed"], base
         )
@@ -113,12 +118,28 @@ class Trainer:
             raise TrainingError(
                 "Every layer is frozen, so there is nothing to train; unfreeze at least the head."
             )
-        self.optimizer = make_optimizer(self.settings["optimizer"], trainable)
+        # Backbone stages frozen or unfrozen by epoch; without a backbone it changes nothing.
+        self.plan = FineTuningPlan(self.model, self.settings["fine_tuning"])
+        self.optimizer = make_optimizer(
+            self.settings["optimizer"], self.plan.optimizer_params(trainable)
+        )
+        augment = build_augmentation(
+            project.data["augmentation"],
+            self.data.sample_shape,
+            len(self.data.classes),
+            self.data.train.x,
+        )
+        if augment is not None and augment.mixes and "cross_entropy" not in self.loss_name:
+            raise TrainingError(
+                f"Mixup and cutmix mix class labels, which the {self.loss_name} loss cannot "
+                "take; turn them off in data.augmentation or use a classification head."
+            )
         self.batches = Batches(
             self.data.train,
             self.settings["batch_size"],
             project.data["shuffle"],
             self.settings["seed"],
+            transform=augment,
         )
         if len(self.batches) == 0:
             raise TrainingError(
@@ -127,6 +148,7 @@ class Trainer:
         self.scheduler, self.schedule_per_batch = make_schedule(
             self.settings["schedule"], self.optimizer, self.settings["epochs"], len(self.batches)
         )
+        self.plan.bind(self.optimizer, self.scheduler)
         self.callbacks = self._standard_callbacks() + list(callbacks)
         node_types = {nid: n.type for nid, n in project.network.nodes.items()}
         activations = {nid: n.activation for nid, n in project.network.nodes.items()}
@@ -238,6 +260,7 @@ class Trainer:
         try:
             for epoch in range(start_epoch, epochs):
                 self.epoch = epoch
+                self._enter_phase(epoch)
                 for cb in self.callbacks:
                     cb.on_epoch_start(self, epoch)
                 # The shuffle order is drawn from this state; a resumed run replays it.
@@ -284,6 +307,16 @@ class Trainer:
             cb.on_fit_end(self, result)
         self.emit({"type": "end", **result.to_dict()})
         return result
+
+    def _enter_phase(self, epoch: int) -> None:
+        """Freeze/unfreeze backbone stages and rescale learning rates as the plan says."""
+        previous = self.plan.current
+        phase = self.plan.enter(epoch)
+        if phase is None:
+            return
+        self.monitors.training_changed()
+        label = self.plan.label(phase, previous)
+        self.emit({"type": "phase", "step": self.step, "epoch": epoch, "label": label})
 
     def _train_epoch(self, epoch: int, skip: int) -> str:
         model, opt, monitors = self.model, self.optimizer, self.monitors
@@ -357,7 +390,7 @@ class Trainer:
                 if defer is None:
                     defer = out.numel() <= DEFER_CORRECT_VALUES
                 if defer:
-                    self._pending_outputs.append((out.detach(), y))
+                    self._pending_outputs.append((out.detach(), hard_labels(y)))
                 else:
                     self._pending_correct.append(correct_count(self.loss_name, out.detach(), y))
             self._pending_batch.append(batch)

@@ -7,6 +7,12 @@ Activation statistics use forward hooks that exist only on sampled steps and loo
 first 8 samples of the batch (no random sampling, so the global RNG that dropout uses is
 untouched). Each probe is scheduled by its configured interval and, when a budget is set,
 stretched so its measured cost stays under that fraction of the step time.
+
+A pretrained backbone node shows as one layer per stage, named "node.stage". Fine-tuning
+freezes and unfreezes stages during a run; the layer list stays fixed (every layer that
+may train), and a layer frozen at the moment reports NaN for its gradient norm and
+update ratio, with a `frozen` mask in the event, so plots draw a gap and the diagnosis
+leaves it out.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+
+from studio.training.finetune import stages_of
 
 SAMPLES = 8
 HISTOGRAM_BINS = 40
@@ -41,21 +49,38 @@ class Layer:
 
 def trainable_layers(model: nn.Module, node_types: dict[str, str]) -> list[Layer]:
     layers = []
-    for name, block in model.layers.items():
-        params = [p for p in block.parameters() if p.requires_grad]
-        if not params:
-            continue
-        named = dict(block.named_parameters())
-        weight = next(
-            (
-                p
-                for n, p in named.items()
-                if n.rsplit(".", 1)[-1].startswith("weight") and p.requires_grad
-            ),
-            None,
-        )
-        layers.append(Layer(name, node_types[name], params, weight, sum(p.numel() for p in params)))
+    for node, block in model.layers.items():
+        for name, named in _parts(node, block):
+            params = [p for _, p in named if p.requires_grad]
+            if not params:
+                continue
+            weight = next(
+                (
+                    p
+                    for n, p in named
+                    if n.rsplit(".", 1)[-1].startswith("weight") and p.requires_grad
+                ),
+                None,
+            )
+            layers.append(
+                Layer(name, node_types[node], params, weight, sum(p.numel() for p in params))
+            )
     return layers
+
+
+def _parts(node: str, block: nn.Module) -> list[tuple[str, list[tuple[str, nn.Parameter]]]]:
+    """A block's monitored parts: the whole block, or a backbone's stages ("node.stage")
+    followed by whatever of the block lies outside them (named after the node)."""
+    stages = stages_of(block)
+    if stages is None:
+        return [(node, list(block.named_parameters()))]
+    parts, staged = [], set()
+    for stage, module in stages:
+        named = list(module.named_parameters())
+        staged.update(id(p) for _, p in named)
+        parts.append((f"{node}.{stage}", named))
+    parts.append((node, [(n, p) for n, p in block.named_parameters() if id(p) not in staged]))
+    return parts
 
 
 def activation_of(block: nn.Module, node_type: str, option: str) -> tuple[str, nn.Module] | None:
@@ -100,9 +125,11 @@ class Pending:
 
     grad_steps: list[int] = field(default_factory=list)
     grad_norms: list[torch.Tensor] = field(default_factory=list)
+    grad_frozen: list[np.ndarray] = field(default_factory=list)
     weight_steps: list[int] = field(default_factory=list)
     weight_norms: list[torch.Tensor] = field(default_factory=list)
     update_ratios: list[torch.Tensor] = field(default_factory=list)
+    weight_frozen: list[np.ndarray] = field(default_factory=list)
     act_steps: list[int] = field(default_factory=list)
     act_stats: list[torch.Tensor] = field(default_factory=list)
     histograms: list[dict] = field(default_factory=list)
@@ -150,9 +177,27 @@ class Monitors:
         self._hooks: list = []
         self._act_values: list[torch.Tensor] = []
         self._old_weights: list[torch.Tensor] | None = None
-        self._device_owner: torch.Tensor | None = None
         self._norm_seconds = 0.0
         self._clone_seconds = 0.0
+        self.training_changed()
+
+    def training_changed(self) -> None:
+        """Re-read which parameters train now (fine-tuning freezes and unfreezes stages)."""
+        active = [i for i, p in enumerate(self.params) if p.requires_grad]
+        self.active = [self.params[i] for i in active]
+        moving = [i for i, w in enumerate(self.weights) if w.requires_grad]
+        self.active_weights = [self.weights[i] for i in moving]
+        index = torch.tensor(active, dtype=torch.long)
+        trains = torch.zeros(len(self.layers), dtype=torch.bool)
+        trains[self.owner[index]] = True
+        self.frozen = (~trains).numpy()
+        self._index = {
+            "owner": self.owner[index],
+            "weight_owner": self.weight_owner,
+            "moving_owner": self.weight_owner[torch.tensor(moving, dtype=torch.long)],
+            "frozen": torch.nonzero(~trains).flatten(),
+        }
+        self._on_device: dict[str, torch.Tensor] = {}
 
     # -- scheduling -------------------------------------------------------------------
     def wants(self, kind: str, step: int) -> bool:
@@ -165,7 +210,8 @@ class Monitors:
     def gradient_norms(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-parameter gradient norms of parameters that have gradients."""
         started = time.perf_counter()
-        grads = [p.grad for p in self.params if p.grad is not None]
+        # Frozen parameters have no gradient: _foreach_norm never sees a None.
+        grads = [p.grad for p in self.active if p.grad is not None]
         out = grads, list(torch._foreach_norm(grads)) if grads else []
         self._norm_seconds = time.perf_counter() - started
         return out
@@ -173,8 +219,8 @@ class Monitors:
     def record_gradients(self, step: int, per_param: list[torch.Tensor]) -> None:
         # Charge the norms computed in gradient_norms() to this probe too.
         started = time.perf_counter() - self._norm_seconds
-        if len(per_param) == len(self.params):
-            owner = self._owner_on(per_param[0].device)
+        if per_param and len(per_param) == len(self.active):
+            owner = self._index_on("owner", per_param[0].device)
             squares = torch.stack(per_param).float().square()
             per_layer = (
                 torch.zeros(len(self.layers), device=squares.device)
@@ -182,19 +228,26 @@ class Monitors:
                 .sqrt()
             )
             self.pending.grad_steps.append(step)
-            self.pending.grad_norms.append(per_layer)
+            self.pending.grad_norms.append(self._frozen_to_nan(per_layer))
+            self.pending.grad_frozen.append(self.frozen)
         self._ran("gradients", step, started)
 
-    def _owner_on(self, device: torch.device) -> torch.Tensor:
-        if self._device_owner is None or self._device_owner.device != device:
-            self._device_owner = self.owner.to(device)
-        return self._device_owner
+    def _index_on(self, name: str, device: torch.device) -> torch.Tensor:
+        cached = self._on_device.get(name)
+        if cached is None or cached.device != device:
+            cached = self._on_device[name] = self._index[name].to(device)
+        return cached
+
+    def _frozen_to_nan(self, per_layer: torch.Tensor) -> torch.Tensor:
+        if not self.frozen.any():
+            return per_layer
+        return per_layer.index_fill(0, self._index_on("frozen", per_layer.device), math.nan)
 
     # -- weights: norms and update-to-weight ratio --------------------------------------
     def before_update(self, step: int) -> None:
-        if self.wants("weights", step) and self.weights:
+        if self.wants("weights", step) and self.active_weights:
             started = time.perf_counter()
-            self._old_weights = [w.detach().clone() for w in self.weights]
+            self._old_weights = [w.detach().clone() for w in self.active_weights]
             self._clone_seconds = time.perf_counter() - started
 
     def after_update(self, step: int) -> None:
@@ -202,23 +255,25 @@ class Monitors:
             return
         started = time.perf_counter() - self._clone_seconds
         current = [w.detach() for w in self.weights]
-        deltas = torch._foreach_sub(current, self._old_weights)
+        moving = [w.detach() for w in self.active_weights]
+        deltas = torch._foreach_sub(moving, self._old_weights)
         w_norms = torch.stack(torch._foreach_norm(current)).float().square()
         d_norms = torch.stack(torch._foreach_norm(deltas)).float().square()
-        owner = self.weight_owner.to(w_norms.device)
+        device = w_norms.device
         per_w = (
-            torch.zeros(len(self.layers), device=w_norms.device)
-            .index_add_(0, owner, w_norms)
+            torch.zeros(len(self.layers), device=device)
+            .index_add_(0, self._index_on("weight_owner", device), w_norms)
             .sqrt()
         )
         per_d = (
-            torch.zeros(len(self.layers), device=w_norms.device)
-            .index_add_(0, owner, d_norms)
+            torch.zeros(len(self.layers), device=device)
+            .index_add_(0, self._index_on("moving_owner", device), d_norms)
             .sqrt()
         )
         self.pending.weight_steps.append(step)
         self.pending.weight_norms.append(per_w)
-        self.pending.update_ratios.append(per_d / per_w.clamp_min(1e-12))
+        self.pending.update_ratios.append(self._frozen_to_nan(per_d / per_w.clamp_min(1e-12)))
+        self.pending.weight_frozen.append(self.frozen)
         self._old_weights = None
         self._ran("weights", step, started)
 
@@ -288,7 +343,12 @@ class Monitors:
         p, events = self.pending, []
         if p.grad_norms:
             events.append(
-                {"type": "gradients", "step": np.array(p.grad_steps), "norms": _host(p.grad_norms)}
+                {
+                    "type": "gradients",
+                    "step": np.array(p.grad_steps),
+                    "norms": _host(p.grad_norms),
+                    "frozen": np.stack(p.grad_frozen),  # (steps, layers): NaN norm = frozen
+                }
             )
         if p.weight_norms:
             events.append(
@@ -297,6 +357,7 @@ class Monitors:
                     "step": np.array(p.weight_steps),
                     "norms": _host(p.weight_norms),
                     "update_ratio": _host(p.update_ratios),
+                    "frozen": np.stack(p.weight_frozen),
                 }
             )
         if p.act_stats:

@@ -85,11 +85,13 @@ def train(
 
 
 class _SeriesLog:
-    """Keeps per-step loss and per-layer gradient norms so runs can be overlaid later."""
+    """Keeps per-step loss, per-layer gradient norms and fine-tuning phase changes, so runs
+    can be overlaid later (a past run's plot marks its phases too)."""
 
     def __init__(self):
         self.layers: list[str] = []
         self.steps, self.losses, self.grad_steps, self.grads = [], [], [], []
+        self.phases: list[tuple[int, int, str]] = []  # step, epoch, label
 
     def __call__(self, event: dict) -> None:
         if event["type"] == "start":
@@ -100,6 +102,8 @@ class _SeriesLog:
         elif event["type"] == "gradients":
             self.grad_steps.append(event["step"])
             self.grads.append(event["norms"])
+        elif event["type"] == "phase":
+            self.phases.append((int(event["step"]), int(event["epoch"]), str(event["label"])))
 
     def save(self, path: Path) -> None:
         def cat(parts, empty):
@@ -112,6 +116,9 @@ class _SeriesLog:
             loss=cat(self.losses, np.zeros(0)),
             grad_step=cat(self.grad_steps, np.zeros(0, dtype=int)),
             grad_norms=cat(self.grads, np.zeros((0, len(self.layers)))),
+            phase_step=np.array([p[0] for p in self.phases], dtype=int),
+            phase_epoch=np.array([p[1] for p in self.phases], dtype=int),
+            phase_label=np.array([p[2] for p in self.phases], dtype=str),
         )
 
 

@@ -47,7 +47,8 @@ def loss_function(name: str):
         return nn.CrossEntropyLoss()
     if name == "binary_cross_entropy":
         bce = nn.BCEWithLogitsLoss()
-        return lambda out, y: bce(out.reshape(-1), y.float())
+        # Mixup / cutmix labels are probabilities (batch, 2): the target is class 1's.
+        return lambda out, y: bce(out.reshape(-1), (y[:, 1] if y.dim() == 2 else y).float())
     mse = nn.MSELoss()
     return lambda out, y: mse(out.reshape(y.shape[0], -1).squeeze(1), y.float())
 
@@ -55,10 +56,16 @@ def loss_function(name: str):
 def correct_count(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Correctly classified samples in a batch (0 for regression)."""
     if name == "cross_entropy":
-        return (out.argmax(1) == y).sum()
+        return (out.argmax(1) == hard_labels(y)).sum()
     if name == "binary_cross_entropy":
-        return ((out.reshape(-1) > 0).long() == y).sum()
+        return ((out.reshape(-1) > 0).long() == hard_labels(y)).sum()
     return torch.zeros((), dtype=torch.long, device=out.device)
+
+
+def hard_labels(y: torch.Tensor) -> torch.Tensor:
+    """Class indices; soft labels (batch, classes) from mixup or cutmix count as their
+    largest share. Cross entropy takes the soft labels themselves."""
+    return y.argmax(1) if y.dim() == 2 and y.is_floating_point() else y
 
 
 def make_optimizer(settings: dict, params) -> torch.optim.Optimizer:

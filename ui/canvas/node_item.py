@@ -7,7 +7,10 @@ repaint sixty nodes.
 
 Layout, top to bottom: input ports on the top edge, header (type in bold, id on the right),
 the key parameters, the compact per-layer options line, and a band with the parameter
-count and the output shape; the output port sits on the bottom edge.
+count and the output shape; the output port sits on the bottom edge. A backbone node can
+be opened (▸ in its header, or a double-click) to list its stages between the options
+line and the band, frozen stages greyed; which nodes are open is view state, kept by the
+scene.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from studio.registry import LayerType
 from studio.shapes_text import describe
 from ui.canvas import style
 from ui.canvas.port_item import IN, OUT, PortItem
+from ui.stages import StageRow, freeze_point, is_backbone, stage_rows
 
 # Initializer names, shortened for the options line (the tooltip and inspector say them whole).
 _INIT_SHORT = {
@@ -51,6 +55,9 @@ class NodeFace:
     frozen: bool
     ports: tuple[str, ...]
     tooltip: str
+    # Backbones: their stages (frozen ones greyed), listed inside the node when expanded.
+    stages: tuple[StageRow, ...] = ()
+    expanded: bool = False
 
 
 def _count(n: int) -> str:
@@ -83,7 +90,9 @@ def option_line(node: Node, layer: LayerType | None) -> str:
     return " · ".join(parts)
 
 
-def make_face(node: Node, layer: LayerType | None, info: LayerInfo | None) -> NodeFace:
+def make_face(
+    node: Node, layer: LayerType | None, info: LayerInfo | None, expanded: bool = False
+) -> NodeFace:
     key = ""
     ports: tuple[str, ...] = ("in",)
     summary = ""
@@ -100,8 +109,24 @@ def make_face(node: Node, layer: LayerType | None, info: LayerInfo | None) -> No
     error = info.error if info is not None else None
     params = info.params if info is not None else 0
     params_text = f"{_count(params)} params" if params else ""
-    if not node.trainable:
-        params_text = f"frozen · {params_text}" if params_text else "frozen"
+    frozen = not node.trainable
+    stages: tuple[StageRow, ...] = ()
+    freeze_text = ""
+    if is_backbone(layer):
+        stages = tuple(stage_rows(node, layer, info))
+        point = freeze_point(node, len(stages))
+        held = info.frozen if info is not None else 0
+        frozen = frozen or (params > 0 and held >= params)  # the whole base: greyed
+        if 0 < held < params:
+            params_text = f"{_count(params)} · {_count(held)} frozen"
+        names = [r.name for r in stages]
+        freeze_text = (
+            f"Frozen: {point} of {len(stages)} stages"
+            + (f" ({', '.join(names[:point])})" if point else "")
+            + (" — the whole node is frozen" if not node.trainable else "")
+        )
+    if frozen:
+        params_text = f"frozen · {_count(params)} params" if params else "frozen"
     title = f"<b>{html.escape(node.type)}</b> &nbsp;<span style='color:gray'>{html.escape(node.id)}</span>"
     if error:
         tooltip = f"{title}<br>{html.escape(error, quote=False)}"
@@ -111,7 +136,10 @@ def make_face(node: Node, layer: LayerType | None, info: LayerInfo | None) -> No
             lines.append(html.escape(summary, quote=False))
         lines.append(f"Output: <b>{shape or '?'}</b>")
         if info is not None:
-            lines.append(f"Parameters: {info.params:,}" + ("" if node.trainable else " (frozen)"))
+            lines.append(f"Parameters: {info.params:,}" + ("" if not frozen else " (frozen)"))
+        if freeze_text:
+            lines.append(html.escape(freeze_text, quote=False))
+            lines.append("<i>Double-click or ▸ to show the stages.</i>")
         tooltip = "<br>".join(lines)
     return NodeFace(
         node_id=node.id,
@@ -122,9 +150,11 @@ def make_face(node: Node, layer: LayerType | None, info: LayerInfo | None) -> No
         shape_text=shape,
         params_text=params_text,
         error=error,
-        frozen=not node.trainable,
+        frozen=frozen,
         ports=ports,
         tooltip=tooltip,
+        stages=stages,
+        expanded=expanded and bool(stages),
     )
 
 
@@ -186,6 +216,8 @@ class NodeItem(QGraphicsItem):
         # sentences and the inspector speak of "in0" and "in1".
         lines = bool(face.key_line) + bool(face.option_line) + (len(face.ports) > 1)
         body = style.BODY_PAD * 2 + lines * style.LINE_HEIGHT if lines else 2.0
+        if face.expanded:
+            body += len(face.stages) * style.STAGE_ROW_HEIGHT + style.BODY_PAD
         return style.HEADER_HEIGHT + body + style.BAND_HEIGHT
 
     def _layout_ports(self) -> None:
@@ -225,6 +257,27 @@ class NodeItem(QGraphicsItem):
 
     def rect(self) -> QRectF:
         return QRectF(-style.NODE_WIDTH / 2, 0, style.NODE_WIDTH, self.height)
+
+    def toggle_rect(self) -> QRectF | None:
+        """The ▸/▾ button in the header that shows a backbone's stages (None: no stages)."""
+        if not self.face.stages:
+            return None
+        right = self.rect().right() - (16 if self.face.error else 4)
+        return QRectF(right - 18, 0, 18, style.HEADER_HEIGHT)
+
+    def mousePressEvent(self, event) -> None:
+        toggle = self.toggle_rect()
+        if (
+            toggle is not None
+            and event.button() == Qt.LeftButton
+            and toggle.contains(event.pos())
+            and hasattr(self.scene(), "toggle_expanded")
+        ):
+            # View state only: the scene remembers which nodes are open, the model not.
+            self.scene().toggle_expanded(self.node_id)
+            event.accept()
+            return
+        super().mousePressEvent(event)
 
     # -- QGraphicsItem -------------------------------------------------------------------
     def type(self) -> int:
@@ -326,15 +379,18 @@ class NodeItem(QGraphicsItem):
         header = QRectF(rect.left() + pad, rect.top(), rect.width() - 2 * pad, style.HEADER_HEIGHT)
         painter.drawText(header, Qt.AlignLeft | Qt.AlignVCenter, face.type_name)
         # The id, right-aligned and elided so it never runs into the type.
-        room = header.width() - title_w - 10 - (12 if face.error else 0)
+        badge = (12 if face.error else 0) + (18 if face.stages else 0)
+        room = header.width() - title_w - 10 - badge
         if room > 20:
             painter.setFont(s.small_font)
             ident = QColor(s.header_text)
             ident.setAlpha(200)
             painter.setPen(ident)
             text = QFontMetricsF(s.small_font).elidedText(face.node_id, Qt.ElideMiddle, room)
-            idrect = header.adjusted(0, 0, -(12 if face.error else 0), 0)
+            idrect = header.adjusted(0, 0, -badge, 0)
             painter.drawText(idrect, Qt.AlignRight | Qt.AlignVCenter, text)
+        if face.stages:
+            self._paint_toggle(painter, s)
 
         y = rect.top() + style.HEADER_HEIGHT + style.BODY_PAD
         width = rect.width() - 2 * pad
@@ -369,6 +425,9 @@ class NodeItem(QGraphicsItem):
                 Qt.AlignLeft | Qt.AlignVCenter,
                 text,
             )
+            y += style.LINE_HEIGHT
+        if face.expanded:
+            self._paint_stages(painter, s, QRectF(rect.left() + pad - 3, y + 2, width + 6, 0))
 
         band = QRectF(
             rect.left() + pad, rect.bottom() - style.BAND_HEIGHT, width, style.BAND_HEIGHT
@@ -393,6 +452,58 @@ class NodeItem(QGraphicsItem):
                 left, Qt.ElideRight, max(0.0, width - shape_w - 8)
             )
             painter.drawText(band, Qt.AlignLeft | Qt.AlignVCenter, text)
+
+    def _paint_toggle(self, painter, s: style.CanvasStyle) -> None:
+        """A small triangle: pointing right when the stages are hidden, down when shown."""
+        box = self.toggle_rect()
+        c = box.center()
+        path = QPainterPath()
+        if self.face.expanded:
+            path.moveTo(c.x() - 4.5, c.y() - 2.5)
+            path.lineTo(c.x() + 4.5, c.y() - 2.5)
+            path.lineTo(c.x(), c.y() + 3.5)
+        else:
+            path.moveTo(c.x() - 2.5, c.y() - 4.5)
+            path.lineTo(c.x() + 3.5, c.y())
+            path.lineTo(c.x() - 2.5, c.y() + 4.5)
+        path.closeSubpath()
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(s.header_text)
+        painter.drawPath(path)
+
+    def _paint_stages(self, painter, s: style.CanvasStyle, area: QRectF) -> None:
+        """One row per stage, input to output: frozen stages on a grey band in dim text,
+        trainable ones with a dot in the group colour; a line marks the freeze point."""
+        rows = self.face.stages
+        h = style.STAGE_ROW_HEIGHT
+        metrics = QFontMetricsF(s.small_font)
+        painter.setFont(s.small_font)
+        accent = s.group_colour(self.face.group)
+        for i, row in enumerate(rows):
+            box = QRectF(area.left(), area.top() + i * h, area.width(), h)
+            painter.setPen(Qt.NoPen)
+            if row.frozen:
+                painter.setBrush(s.frozen_row)
+                painter.drawRect(box)
+                painter.setPen(QPen(s.text_dim, 1.0))
+                painter.setBrush(Qt.NoBrush)
+            else:
+                painter.setBrush(accent)
+            painter.drawEllipse(QPointF(box.left() + 6, box.center().y()), 2.6, 2.6)
+            painter.setPen(s.text_dim if row.frozen else s.text)
+            count = "?" if row.params is None else _count(row.params)
+            label = f"{count} · frozen" if row.frozen else count
+            count_w = metrics.horizontalAdvance(label)
+            text_box = box.adjusted(13, 0, -3, 0)
+            painter.drawText(text_box, Qt.AlignRight | Qt.AlignVCenter, label)
+            name = metrics.elidedText(row.name, Qt.ElideRight, text_box.width() - count_w - 6)
+            painter.drawText(text_box, Qt.AlignLeft | Qt.AlignVCenter, name)
+        point = sum(1 for r in rows if r.frozen)
+        if 0 < point < len(rows):
+            y = area.top() + point * h
+            pen = QPen(s.accent, 1.4, Qt.DashLine)
+            painter.setPen(pen)
+            painter.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
 
     def _paint_badge(self, painter, s: style.CanvasStyle, rect: QRectF) -> None:
         centre = QPointF(rect.right() - 1, rect.top() + 1)

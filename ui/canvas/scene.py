@@ -59,6 +59,8 @@ class GraphScene(QGraphicsScene):
         self._link: _NetworkLink | None = None
         self._applying_selection = False
         self._place_pending = False
+        # Backbone nodes showing their stages: view state, never saved in the project.
+        self.expanded: set[str] = set()
         # A huge fixed rect: the view pans freely and the scroll range does not jump as
         # nodes move (the grid is drawn wherever one looks).
         self.setSceneRect(QRectF(-50_000, -50_000, 100_000, 100_000))
@@ -125,6 +127,7 @@ class GraphScene(QGraphicsScene):
             self._applying_selection = False
         self.nodes.clear()
         self.edges.clear()
+        self.expanded &= set(self.network.nodes)
         network = self.network
         positions = self.model.project.view.positions
         missing = [nid for nid in network.nodes if nid not in positions]
@@ -138,7 +141,22 @@ class GraphScene(QGraphicsScene):
 
     def _face(self, node: Node):
         info = self.model.analysis.layers.get(node.id)
-        return make_face(node, catalog().get(node.type), info)
+        return make_face(node, catalog().get(node.type), info, node.id in self.expanded)
+
+    def toggle_expanded(self, node_id: str, expanded: bool | None = None) -> None:
+        """Show or hide a backbone node's stages (view state only; no undo step)."""
+        node = self.network.nodes.get(node_id)
+        item = self.nodes.get(node_id)
+        if node is None or item is None:
+            return
+        if expanded is None:
+            expanded = node_id not in self.expanded
+        if expanded:
+            self.expanded.add(node_id)
+        else:
+            self.expanded.discard(node_id)
+        if item.set_face(self._face(node)):
+            self.reroute()  # a taller node may now stand in another edge's way
 
     def _node_added(self, node: Node, position=None) -> None:
         item = NodeItem(self._face(node))
@@ -155,6 +173,7 @@ class GraphScene(QGraphicsScene):
 
     def _node_removed(self, node: Node) -> None:
         item = self.nodes.pop(node.id, None)
+        self.expanded.discard(node.id)
         if item is None:
             return
         for edge_item in list(item.edges):

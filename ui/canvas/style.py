@@ -19,6 +19,7 @@ HEADER_HEIGHT = 24.0
 LINE_HEIGHT = 15.0
 BODY_PAD = 5.0
 BAND_HEIGHT = 19.0  # the bottom band with the params count and the output shape
+STAGE_ROW_HEIGHT = 14.0  # one stage of an expanded backbone node
 CORNER = 6.0
 PORT_RADIUS = 4.5
 PORT_HIT_RADIUS = 10.0  # generous: ports are small targets
@@ -81,6 +82,7 @@ class CanvasStyle:
     small_font: QFont = field(default_factory=QFont)
     mono_font: QFont = field(default_factory=QFont)
     label_font: QFont = field(default_factory=QFont)
+    frozen_row: QColor = field(default_factory=QColor)  # behind a backbone's frozen stages
 
     def group_colour(self, group: str) -> QColor:
         return QColor(GROUP_COLOURS.get(group, GROUP_COLOURS["Plugins"]))
@@ -141,6 +143,7 @@ def _build(palette: QPalette, base_font: QFont) -> CanvasStyle:
         small_font=small,
         mono_font=mono,
         label_font=label,
+        frozen_row=_mix(body, text, 0.10 if dark else 0.08),
     )
 
 

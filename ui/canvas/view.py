@@ -12,7 +12,7 @@ import math
 
 from PySide6.QtCore import QEvent, QLineF, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QKeySequence, QMouseEvent, QPainter, QPen
-from PySide6.QtWidgets import QFrame, QGraphicsView, QMenu
+from PySide6.QtWidgets import QFrame, QGraphicsView, QMenu, QMessageBox
 
 from studio.commands import AddNode, Composite, Connect, Disconnect, MoveNodes, RemoveNodes
 from studio.document import Edge, parse_node
@@ -25,6 +25,8 @@ from ui.canvas.edge_item import DragLine, EdgeItem
 from ui.canvas.node_item import NodeItem
 from ui.canvas.port_item import IN, OUT, PortItem
 from ui.canvas.scene import GraphScene
+from ui.stages import is_backbone
+from ui.transfer_edits import backbone_template, plain_chain
 
 LAYER_MIME = "application/x-studio-layer"
 
@@ -151,6 +153,10 @@ class GraphCanvas(QGraphicsView):
             return None
         project = self.model.project
         network = project.network
+        if is_backbone(layer):
+            started = self._start_from_backbone(type_name)
+            if started is not None:
+                return started
         node_id = network.new_id(type_name)
         node = parse_node({"id": node_id, "type": type_name}, cat, node_id)
         edges: list[Edge] = []
@@ -172,6 +178,37 @@ class GraphCanvas(QGraphicsView):
             f"Added {type_name} '{node_id}'" + (f" after '{after}'." if edges else ".")
         )
         return node_id
+
+    def _start_from_backbone(self, type_name: str) -> str | None:
+        """A backbone added to a plain Input → … → Output project becomes the template
+        Input → backbone → Output in one undo step (asking first if layers would go);
+        returns the backbone's id, or None to add the node on its own."""
+        chain = plain_chain(self.model.project.network)
+        if chain is None:
+            return None
+        if chain.middle and not self.confirm_template(type_name, chain.middle):
+            return None
+        made = backbone_template(self.model.project, type_name)
+        if made is None:
+            return None
+        command, node_id = made
+        self.model.push(command)
+        self.model.select([node_id])
+        self.fit_to_view()
+        self.status_message.emit(f"{command.text}: Input → {node_id} → head. Undo to go back.")
+        return node_id
+
+    def confirm_template(self, type_name: str, replaced: list[str]) -> bool:
+        """Ask before the template replaces the layers between Input and Output."""
+        more = f" and {len(replaced) - 4} more" if len(replaced) > 4 else ""
+        names = ", ".join(replaced[:4]) + more
+        answer = QMessageBox.question(
+            self,
+            f"Start from {type_name}?",
+            f"Replace the layers between the Input and the Output ({names}) with {type_name}, "
+            "and size the Input for its pretrained weights?\n\nNo adds the backbone on its own.",
+        )
+        return answer == QMessageBox.Yes
 
     def copy_selection(self) -> None:
         ids = self._scene.selected_node_ids()
@@ -372,6 +409,8 @@ class GraphCanvas(QGraphicsView):
         if isinstance(item, PortItem):
             item = item.node_item
         if isinstance(item, NodeItem):
+            if item.face.stages:  # a backbone opens to show its stages
+                self._scene.toggle_expanded(item.node_id)
             self.layer_activated.emit(item.node_id)
             event.accept()
             return

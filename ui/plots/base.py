@@ -311,7 +311,7 @@ class Marks:
                 opts = {}
                 if plot is self.labelled and label:
                     opts = {
-                        "label": label,
+                        "label": _short(label),
                         "labelOpts": {
                             "position": 0.92,
                             "color": colour,
@@ -321,6 +321,20 @@ class Marks:
                 line = pg.InfiniteLine(
                     pos=step, angle=90, pen=style.pen(colour, 1.2, Qt.PenStyle.DashLine), **opts
                 )
+                if label:
+                    line.setToolTip(f"step {step:g}: {label}")
                 plot.addItem(line, ignoreBounds=True)
                 self.lines.append((plot, line))
         self.drawn = list(marks)
+
+
+MARK_LABEL_CHARS = 22  # longer labels (a fine-tuning phase's sentence) would overlap
+
+
+def _short(label: str) -> str:
+    """What a mark's line says on the plot: 'Phase 2' for 'Phase 2: layer3, … train';
+    the whole label is in the line's tooltip."""
+    if len(label) <= MARK_LABEL_CHARS:
+        return label
+    head = label.split(":", 1)[0]
+    return head if len(head) <= MARK_LABEL_CHARS else label[: MARK_LABEL_CHARS - 1] + "…"

@@ -1,0 +1,327 @@
+"""Pretrained weights for backbones: ImageNet from torch hub's cache, a local file, a run.
+
+Files are read safely (safetensors, or torch.load with weights_only=True, which refuses a
+pickle that would run code). Keys that do not fit are reported in a sentence, never
+silently ignored: the replaced classifier's keys are expected to drop; anything else
+missing, unexpected or of another shape goes into the report, and if nothing fits at all
+the build stops with an error naming the node and the file.
+
+Layer types only receive (params, input shapes), so what they also need while building
+(the project folder for relative paths, which node is being built, whether to load at
+all) travels in context variables that build_model sets.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from studio.errors import StudioError
+
+_folder: ContextVar[Path | None] = ContextVar("studio_project_folder", default=None)
+_node: ContextVar[str] = ContextVar("studio_building_node", default="")
+_load: ContextVar[bool] = ContextVar("studio_load_weights", default=True)
+
+# Wrappers that training scripts commonly put around a state dict.
+_WRAPPERS = ("state_dict", "model_state_dict", "model", "net")
+
+
+class PretrainedError(StudioError):
+    """Weights that cannot be found, read or fitted to a backbone."""
+
+
+# -- build context ---------------------------------------------------------------------
+
+
+@contextmanager
+def project_folder(base: str | Path | None) -> Iterator[None]:
+    """Resolve relative weight and run paths against `base` (the project file's folder)."""
+    token = _folder.set(Path(base) if base is not None else None)
+    try:
+        yield
+    finally:
+        _folder.reset(token)
+
+
+def folder() -> Path:
+    return _folder.get() or Path.cwd()
+
+
+def resolve(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else folder() / path
+
+
+@contextmanager
+def building(node_id: str, type_name: str) -> Iterator[None]:
+    """Name the node being built, for error messages and reports."""
+    token = _node.set(f"Node '{node_id}' ({type_name})")
+    try:
+        yield
+    finally:
+        _node.reset(token)
+
+
+def who(fallback: str) -> str:
+    return _node.get() or fallback
+
+
+@contextmanager
+def without_weights() -> Iterator[None]:
+    """Build backbones with random weights (a run's own checkpoint replaces them anyway)."""
+    token = _load.set(False)
+    try:
+        yield
+    finally:
+        _load.reset(token)
+
+
+def loading_enabled() -> bool:
+    return _load.get()
+
+
+# -- reading files ----------------------------------------------------------------------
+
+
+def hub_file(weights) -> Path:
+    """Where torch hub keeps a torchvision weights file (honours TORCH_HOME)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+
+
+def imagenet_state(weights, label: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The ImageNet state dict from the hub cache, downloading it there once if missing."""
+    path = hub_file(weights)
+    if not path.is_file():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, str(path), progress=True)
+        except Exception as err:
+            path.unlink(missing_ok=True)
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise PretrainedError(
+                f"{who(label)}: the ImageNet weights file {path.name} is not in {path.parent} "
+                f"and could not be downloaded ({reason}); download it from {weights.url} and "
+                "place it in that folder, or set weights to 'none'."
+            ) from None
+    return read_state(path, label), f"{path.name} (ImageNet)"
+
+
+def read_state(path: Path, label: str) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors or a torch file, refusing pickles that run code."""
+    name = who(label)
+    if not path.is_file():
+        raise PretrainedError(f"{name}: weights file '{path}' does not exist.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as err:
+            raise PretrainedError(
+                f"{name}: weights file '{path}' is not a readable safetensors file ({err})."
+            ) from None
+    try:
+        # weights_only: a weights file is data; a pickle that would run code is refused.
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise PretrainedError(
+            f"{name}: weights file '{path}' was refused because it holds Python objects that "
+            "would run code when loaded, not only tensors; save just the weights "
+            "(torch.save(model.state_dict(), ...)) or use .safetensors."
+        ) from None
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise PretrainedError(f"{name}: weights file '{path}' cannot be read ({first}).") from None
+    return _unwrap(state, path, name)
+
+
+def _unwrap(state, path: Path, name: str) -> dict[str, torch.Tensor]:
+    for key in _WRAPPERS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    tensors = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+    if not tensors or not state:
+        raise PretrainedError(
+            f"{name}: weights file '{path}' does not hold a state dict of tensors; save "
+            "model.state_dict() rather than the model or a training checkpoint."
+        )
+    return state
+
+
+# -- fitting a state dict to a module ---------------------------------------------------
+
+
+def _strip_prefix(state: dict, own: dict) -> dict:
+    """Drop the wrapper prefix ('module.', 'model.', 'backbone.', 'net.', ...) that most
+    keys share, so files saved around another wrapper still fit."""
+    direct = sum(k in own for k in state)
+    prefixes: Counter = Counter()
+    for key in state:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            if ".".join(parts[i:]) in own:
+                prefixes[".".join(parts[:i]) + "."] += 1
+                break
+    if not prefixes:
+        return state
+    prefix, count = prefixes.most_common(1)[0]
+    if count <= direct:
+        return state
+    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
+
+
+def load_into(
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    *,
+    source: str,
+    label: str,
+    dropped: tuple[str, ...] = (),
+    replaced: str = "classifier replaced",
+) -> str:
+    """Load what fits and return the report; raise if nothing fits.
+
+    `dropped` are key prefixes that are expected to be absent from the module (the
+    replaced classifier and similar); they are named once, not reported as unexpected.
+    """
+    name = who(label)
+    own = module.state_dict()
+    state = _strip_prefix(state, own)
+    expected = sorted(k for k in state if k not in own and k.startswith(dropped))
+    unexpected = [k for k in state if k not in own and k not in expected]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    # Old checkpoints predate BatchNorm's step counter; its absence changes nothing.
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    if not fits:
+        example = next(iter(state))
+        raise PretrainedError(
+            f"{name}: none of the {len(state)} tensors in {source} fit this network (the file "
+            f"has e.g. '{example}', the network expects e.g. '{next(iter(own))}'); pick a "
+            "weights file saved from this architecture."
+        )
+    module.load_state_dict(fits, strict=False)
+    counted = [k for k in own if not k.endswith("num_batches_tracked")]
+    loaded = sum(k in fits for k in counted)
+    parts = [f"loaded {loaded} of {len(counted)} tensors from {source}"]
+    if expected:
+        parts.append(
+            f"{replaced} ({', '.join(expected[:4])}{', …' if len(expected) > 4 else ''} not used)"
+        )
+    if missing:
+        parts.append(
+            f"{len(missing)} missing from the file, left at random values (e.g. {missing[0]})"
+        )
+    if unexpected:
+        parts.append(f"{len(unexpected)} in the file that the network lacks (e.g. {unexpected[0]})")
+    if wrong:
+        k = wrong[0]
+        parts.append(
+            f"{len(wrong)} of another shape, not loaded (e.g. {k}: file "
+            f"{tuple(state[k].shape)}, network {tuple(own[k].shape)})"
+        )
+    text = "; ".join(parts)
+    return f"{name}: {text}." if _node.get() else text[0].upper() + text[1:] + "."
+
+
+# -- earlier runs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """What a RunBackbone needs to know about an earlier run, read from its project.json."""
+
+    path: Path
+    project: object  # studio.document.Project as trained
+    input_shape: tuple[int, ...]
+    feature_node: str  # the node whose output fed the head
+    head: str
+    features: tuple[int, ...]
+    stages: tuple[str, ...]  # upstream nodes with weights, topological order
+    macs: int
+
+
+_runs: dict[tuple[Path, int], RunSource] = {}
+_runs_lock = threading.Lock()
+
+
+def run_source(path_text: str, label: str = "RunBackbone") -> RunSource:
+    """Read (and cache) a run folder; raise PretrainedError saying what to fix."""
+    from studio.analysis import analyze
+    from studio.projectfile import load_project
+
+    name = who(label)
+    if not path_text:
+        raise PretrainedError(
+            f"{name}: field 'run' is empty; set it to the folder of an earlier run "
+            "(runs/<project>/<run id>)."
+        )
+    path = resolve(path_text)
+    project_file = path / "project.json"
+    if not project_file.is_file():
+        raise PretrainedError(
+            f"{name}: '{path}' is not a run folder (it has no project.json); set field 'run' "
+            "to a folder under runs/<project>/."
+        )
+    key = (project_file.resolve(), project_file.stat().st_mtime_ns)
+    with _runs_lock:
+        if key in _runs:
+            return _runs[key]
+    project = load_project(project_file)
+    analysis = analyze(project.network)
+    if not analysis.ok:
+        raise PretrainedError(
+            f"{name}: the network of run '{path.name}' no longer builds "
+            f"({analysis.problems[0].message})"
+        )
+    head = analysis.output_id
+    sources = analysis.sources.get(head, [])
+    if len(sources) != 1 or sources[0] == analysis.input_id:
+        raise PretrainedError(
+            f"{name}: run '{path.name}' has no single layer feeding its head '{head}', so there "
+            "are no features to reuse."
+        )
+    feature = sources[0]
+    stages = tuple(
+        nid
+        for nid in analysis.order
+        if nid not in (head, analysis.input_id) and analysis.layers[nid].params > 0
+    )
+    source = RunSource(
+        path=path,
+        project=project,
+        input_shape=tuple(analysis.layers[analysis.input_id].output_shape),
+        feature_node=feature,
+        head=head,
+        features=tuple(analysis.layers[feature].output_shape),
+        stages=stages,
+        macs=analysis.macs - analysis.layers[head].macs,
+    )
+    with _runs_lock:
+        _runs[key] = source
+    return source
+
+
+def run_checkpoint(source: RunSource, which: str, label: str) -> tuple[Path, str]:
+    """The run's weights file: `which` ('best' or 'last'), falling back to the other."""
+    folder_ = source.path / "checkpoints"
+    order = [which, "last" if which == "best" else "best"]
+    for name in order:
+        path = folder_ / f"{name}.safetensors"
+        if path.is_file():
+            note = "" if name == which else f" (it has no {which} checkpoint)"
+            return path, f"run '{source.path.name}' {name}.safetensors{note}"
+    raise PretrainedError(
+        f"{who(label)}: run '{source.path.name}' has no saved weights ({folder_} holds no "
+        "best.safetensors or last.safetensors); pick a run that finished at least one epoch."
+    )
