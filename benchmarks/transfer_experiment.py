@@ -49,7 +49,11 @@ QUIET = ["training.monitors.enabled=false"]
 def upstream_run(runs: Path, epochs: int):
     project = load_project(
         ROOT / "resources/examples/digits_cnn.json",
-        [f"data.classes={UPSTREAM}", "network.nodes.classes.params.units=5", f"training.epochs={epochs}"]
+        [
+            f"data.classes={UPSTREAM}",
+            "network.nodes.classes.params.units=5",
+            f"training.epochs={epochs}",
+        ]
         + QUIET,
     )
     project.name = "digits_0_4"
