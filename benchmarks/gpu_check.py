@@ -81,7 +81,7 @@ def precisions():
 @check("divergence")
 def divergence():
     project = example(
-        "digits_mlp",
+        "digits_cnn",
         "training.epochs=3",
         "training.optimizer.name=sgd",
         "training.optimizer.lr=100",
@@ -206,6 +206,27 @@ def resnet18():
                 "trainable": trainable,
                 "images_per_s": round(images_s),
             }
+        # Two phases with gradual unfreezing and discriminative rates, mixup on top.
+        project = _backbone_project(size, 2)
+        project.training["epochs"] = 4
+        project.training["fine_tuning"].update(
+            two_phase=True, head_epochs=1, unfreeze_every=1, stage_lr_decay=0.5
+        )
+        project.data["augmentation"]["mixup"]["enabled"] = True
+        project.data["augmentation"]["horizontal_flip"]["enabled"] = True
+        phases = []
+        trainer = Trainer(
+            project,
+            data=data,
+            listeners=[lambda e, phases=phases: e["type"] == "phase" and phases.append(e)],
+        )
+        result = trainer.fit()
+        out[f"{size}px_two_phase_gradual_mixup"] = {
+            "status": result.status,
+            "val_accuracy": round(result.history[-1]["val_accuracy"], 3),
+            "phases": [(e["epoch"], e["label"]) for e in phases],
+            "final_lrs": [round(g["lr"], 7) for g in trainer.optimizer.param_groups],
+        }
         # A hand-written bf16 loop over the same batches, for the engine's overhead.
         project = _backbone_project(size, 0)
         trainer = Trainer(project, data=data)
