@@ -274,3 +274,34 @@ def test_a_run_keeps_its_series_for_overlays(tmp_path):
         series["grad_norms"]
     )
     assert Run.open(tmp_path, "last").metrics()[0]["epoch"] == 1
+
+
+CNN = next(p for p in EXAMPLES if p.stem == "digits_cnn")
+
+
+@pytest.mark.parametrize("bad_batch", [5, 44])  # mid-epoch, and the epoch's last batch
+@pytest.mark.parametrize("late", [False, True], ids=["cpu", "late_as_on_a_gpu"])
+def test_a_nan_batch_stops_training_and_leaves_a_model_that_works(bad_batch, late):
+    from dataclasses import replace
+
+    from studio.data.prepare import Split, prepare_data
+
+    project = load_project(CNN, ["training.epochs=2", "data.shuffle=false"])
+    data = prepare_data(project.data, (1, 8, 8), seed=0)
+    x = data.train.x.clone()
+    x[32 * bad_batch + 3] = float("nan")  # one bad sample: that step's loss is NaN
+    trainer = Trainer(project, data=replace(data, train=Split(x, data.train.y)))
+    if late:
+        trainer.check_each_loss = False  # read losses only at flushes, as on a GPU
+        trainer.emit_interval = 10.0  # ... and late: a flush only when the epoch ends
+    events = []
+    trainer.listeners.append(events.append)
+    result = trainer.fit()
+    assert result.status == "diverged" and result.epochs == 0
+    (diverged,) = [e for e in events if e["type"] == "diverged"]
+    assert diverged["step"] == bad_batch
+    assert ("were restored" if late else "were kept") in result.reason
+    # The weights (and BatchNorm statistics) are ones that gave finite losses: the model works.
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert all(torch.isfinite(b).all() for b in trainer.model.buffers() if b.is_floating_point())
+    assert np.isfinite(trainer.evaluate(data.validation)["loss"])

@@ -30,6 +30,7 @@ from studio.pretrained import project_folder
 from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
 from studio.training.finetune import FineTuningPlan
 from studio.training.monitors import Monitors
+from studio.training.rollback import BufferGuard, Rollback
 from studio.training.setup import (
     TrainingError,
     correct_count,
@@ -103,6 +104,9 @@ class Trainer:
         with project_folder(base):  # RunBackbone nodes name runs relative to the project
             analysis = self.analysis = analyze(project.network)
         self.device = pick_device(device or self.settings["device"])
+        # Reading each loss before its update is free on the CPU; on a GPU it would stall
+        # every step, so losses are checked at each flush and a Rollback undoes the damage.
+        self.check_each_loss = self.device.type == "cpu"
         self.model = build_model(project, base=base).to(self.device)
         self.data = data or prepare_data(
             project.data, self.model.input_shape, self.settings["seed"], base
@@ -256,6 +260,9 @@ class Trainer:
         self._pending_lr: list[float] = []
         self._last_flush = time.perf_counter()
         self._step_started = started
+        self._stopped_diverged = False
+        # The CPU checks each loss before its update; elsewhere losses are read late.
+        self._rollback = None if self.check_each_loss else Rollback(self.model, self.step)
         status, reason = "completed", f"finished {epochs} epochs"
         try:
             for epoch in range(start_epoch, epochs):
@@ -266,6 +273,8 @@ class Trainer:
                 # The shuffle order is drawn from this state; a resumed run replays it.
                 self._epoch_generator_state = self.batches.generator.get_state()
                 outcome = self._train_epoch(epoch, skip)
+                if outcome == "ok" and self._flush(force=True) == "diverged":
+                    outcome = "diverged"  # seen only now, in the epoch's last steps (GPU)
                 skip = 0
                 if outcome == "diverged":
                     status, reason = "diverged", self.stop_reason
@@ -338,24 +347,31 @@ class Trainer:
         ]
         no_autocast = contextlib.nullcontext() if self.autocast_dtype is None else None
         self._batch_in_epoch = skip
+        # CPU: a NaN step is undone before its update, BatchNorm statistics included.
+        guard = BufferGuard(model) if self.check_each_loss else None
         for x, y in self.batches.epoch(skip):
             if self.stop_event.is_set():
                 self._save_interrupted()
                 return "stopped"
             while self.pause_event.is_set() and not self.stop_event.is_set():
-                self._flush(force=True)
+                if self._flush(force=True) == "diverged":
+                    return "diverged"
                 time.sleep(0.05)
             step = self.step
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
+            if guard:
+                guard.save()
             monitors.attach_activation_hooks(step)
             with no_autocast or self._autocast():
                 out = model(x)
                 loss = self.loss_fn(out.float(), y)
             monitors.detach_activation_hooks(step)
             objective = loss + self._penalty() if (self.l1 or self.l2) else loss
-            if self.device.type == "cpu" and not math.isfinite(loss.item()):
+            if self.check_each_loss and not math.isfinite(loss.item()):
                 # Caught before the update: the weights are still the last good ones.
+                if guard:
+                    guard.restore()
                 return self._diverged(step, loss.item())
             opt.zero_grad(set_to_none=True)
             (self.scaler.scale(objective) if self.scaler else objective).backward()
@@ -424,8 +440,17 @@ class Trainer:
             )
         return total
 
-    def _diverged(self, step: int, value: float) -> str:
-        self.stop_reason = f"the loss became {value} at step {step + 1}; training stopped and the last good weights were kept"
+    def _diverged(self, step: int, value: float, restored_from: int | None = None) -> str:
+        self._stopped_diverged = True
+        if restored_from is None:
+            kept = "the last good weights were kept"
+        elif restored_from == 0:
+            kept = "the weights it started with were restored"
+        else:
+            kept = f"the weights from before step {restored_from + 1} were restored"
+        self.stop_reason = (
+            f"the loss became {value} at step {step + 1}; training stopped and {kept}"
+        )
         self.emit({"type": "diverged", "step": step, "loss": value, "reason": self.stop_reason})
         if self.run is not None:
             self.run.save_state("last", self.state_dict(batch_in_epoch=self._batch_in_epoch))
@@ -455,10 +480,14 @@ class Trainer:
             self._pending_batch, self._pending_steps, self._pending_lr = [], [], []
             self.emit(event)
             bad = ~np.isfinite(losses)
-            if bad.any() and not force:
-                # On a GPU the loss is only seen here; later weights may already be hurt.
+            if bad.any() and not self._stopped_diverged:
+                # On a GPU the loss is only seen here, a few steps late: put back the newest
+                # weights that a finite loss has proven usable.
                 at = int(event["step"][bad.argmax()])
-                return self._diverged(at, float(losses[bad.argmax()]))
+                restored = self._rollback.restore(at) if self._rollback else None
+                return self._diverged(at, float(losses[bad.argmax()]), restored)
+            if self._rollback is not None:
+                self._rollback.checked(int(event["step"][-1]), self.step)
         for event in self.monitors.flush():
             self.emit(event)
         return "ok"
