@@ -601,6 +601,9 @@ class MainWindow(QMainWindow):
             first = series.pop(0)[1]
             self.plots.clear()
             self.plots.feed_events(_series_events(first))
+            # A fine-tuned run keeps its phase changes: mark them as during training.
+            for step, label in zip(first.get("phase_step", ()), first.get("phase_label", ())):
+                self.plots.mark(int(step), str(label))
         run, data = series[0]
         self.plots.set_comparison(data, f"run {run.id}")
         self.plots.refresh(force=True)

@@ -603,6 +603,7 @@ class Trainer:
             "frozen_params": analysis.frozen_params,
             "loss": self.loss_name,
             "classes": self.data.classes,
+            "train_samples": len(self.data.train),
             "data": self.data.report(),
         }
 

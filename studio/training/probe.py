@@ -102,11 +102,11 @@ def probe(
         if grads is not None:
             rms = grads / np.sqrt(sizes)
             row["grad_norm_before"] = float(grads[0, i])
-            row["grad_norm"] = float(np.median(grads[:, i]))
-            row["grad_vs_output"] = float(np.median(rms[:, i] / np.maximum(rms[:, -1], 1e-30)))
+            row["grad_norm"] = float(_median(grads[:, i]))
+            row["grad_vs_output"] = float(_median(rms[:, i] / np.maximum(rms[:, -1], 1e-30)))
         if weights is not None:
             row["weight_norm"] = float(weights[-1, i])
-            row["update_ratio"] = float(np.median(ratios[:, i]))
+            row["update_ratio"] = float(_median(ratios[:, i]))
         row.update(activation.get(name, {}))
         report.layers.append(row)
     return report
@@ -124,13 +124,13 @@ def _activation_summary(collector: _Collector) -> dict:
     for i, (name, kind) in enumerate(zip(layers, kinds)):
         row = {
             "activation": kind,
-            "act_mean": float(np.median(mean[:, i])),
-            "act_std": float(np.median(std[:, i])),
+            "act_mean": float(_median(mean[:, i])),
+            "act_std": float(_median(std[:, i])),
         }
         if kind in ("sigmoid", "tanh"):
-            row["saturated"] = float(np.median(special[:, i]))
+            row["saturated"] = float(_median(special[:, i]))
         elif kind == "relu":
-            row["dead"] = float(np.median(special[:, i]))
+            row["dead"] = float(_median(special[:, i]))
         out[name] = row
     return out
 
@@ -182,3 +182,9 @@ def _num(value) -> str:
     if value == 0 or 1e-3 <= abs(value) < 1e4:
         return f"{value:.3g}"
     return f"{value:.1e}"
+
+
+def _median(values: np.ndarray) -> float:
+    """Median over the steps where a layer trained (a stage frozen during the probe is NaN)."""
+    finite = values[~np.isnan(values)]  # inf stays: an exploding layer must show
+    return float(np.median(finite)) if finite.size else float("nan")

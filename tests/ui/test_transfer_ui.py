@@ -181,6 +181,40 @@ def test_the_strategy_dialog_says_so_when_there_is_no_backbone(qtbot):
     assert dialog.command() is None
 
 
+def test_a_past_fine_tuned_run_shows_its_phase_marks(qtbot):
+    import numpy as np
+
+    window = open_window(qtbot, load_project(EXAMPLES / "digits_mlp.json"))
+
+    class SavedRun:  # what Run.series() gives for a run saved with two phases
+        def __init__(self, run_id, phases):
+            self.id = run_id
+            self.phases = phases
+
+        def series(self):
+            steps = np.arange(20)
+            return {
+                "layers": np.array(["head"]),
+                "step": steps,
+                "loss": np.linspace(2, 1, 20),
+                "grad_step": steps,
+                "grad_norms": np.ones((20, 1)),
+                "phase_step": np.array([s for s, _ in self.phases]),
+                "phase_label": np.array([label for _, label in self.phases]),
+            }
+
+    window._compare_runs(
+        [
+            SavedRun("a", [(0, "Phase 1: only the head trains"), (12, "Phase 2: all train")]),
+            SavedRun("b", []),
+        ]
+    )
+    assert [(step, label) for step, label, _ in window.plots.history.marks] == [
+        (0.0, "Phase 1: only the head trains"),
+        (12.0, "Phase 2: all train"),
+    ]
+
+
 # -- plots ---------------------------------------------------------------------------------
 def test_mark_draws_a_labelled_line_on_the_step_plots(qtbot):
     plots = TrainingPlots()
