@@ -212,6 +212,22 @@ def test_heatmap_is_layers_by_steps_of_log_norms(plots, mlp_events):
     assert rect.left() == pytest.approx(0.0) and rect.height() == pytest.approx(image.shape[0])
 
 
+def test_heatmap_columns_follow_steps_when_probes_are_unevenly_spaced(plots):
+    # Gradients every step for 100 steps, then every 10th (a time budget stretching the
+    # probe): the change at step 100 must sit at the middle of the x axis, not at 100/110.
+    steps = np.concatenate([np.arange(100), np.arange(100, 200, 10)])
+    norms = np.where(steps < 100, 1e-3, 1e1)[:, None]
+    plots.feed({"type": "start", "layers": ["dense"], "total_steps": 200})
+    plots.feed({"type": "steps", "step": steps, "loss": np.ones(len(steps)), "lr": 0.01})
+    plots.feed({"type": "gradients", "step": steps, "norms": norms})
+    plots.refresh(force=True)
+    image = plots.gradients.heatmap()[0]
+    rect = plots.gradients.image.mapRectToParent(plots.gradients.image.boundingRect())
+    centres = rect.left() + (np.arange(len(image)) + 0.5) * rect.width() / len(image)
+    assert np.all(image[centres < 99] == pytest.approx(-3.0))
+    assert np.all(image[centres > 101] == pytest.approx(1.0))
+
+
 def test_clicking_a_heatmap_row_emits_its_layer(plots, mlp_events, qtbot):
     fed(plots, mlp_events)
     layers = mlp_events[0]["layers"]
@@ -573,3 +589,13 @@ def test_history_is_qt_free():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_log_axis_within_one_decade_labels_a_few_ticks_not_every_mantissa(qtbot):
+    from ui.plots.base import PowerAxis
+
+    axis = PowerAxis("left")
+    # 0.3 to 5: pyqtgraph would label 3, 4, …, 9, 10⁰, 2, 3, 4, 5 on top of each other.
+    ((_, values),) = axis.logTickValues(math.log10(0.3), math.log10(5), 200, None)
+    labels = axis.logTickStrings(values, 1, 1)
+    assert labels == ["5", "10⁰", "2", "5"]

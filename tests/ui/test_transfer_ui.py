@@ -130,6 +130,21 @@ def test_a_backbone_node_opens_to_show_its_stages_as_view_state_only(qtbot):
     assert not item.face.expanded and item.height == closed
 
 
+def test_opening_a_backbone_pushes_the_layers_it_would_cover_down_in_one_undo(qtbot):
+    project = backbone_project(freeze_point=1)
+    project.view.positions["classes"] = [0.0, 220.0]  # right under the closed node
+    window = open_window(qtbot, project)
+    scene = window.canvas.graph_scene
+    backbone, head = window.canvas.node_item("backbone"), window.canvas.node_item("classes")
+    assert not backbone.sceneBoundingRect().intersects(head.sceneBoundingRect())
+    scene.toggle_expanded("backbone")
+    assert not backbone.sceneBoundingRect().intersects(head.sceneBoundingRect())
+    assert window.model.project.view.positions["classes"][1] > 220.0
+    window.model.undo_stack.undo()
+    assert window.model.project.view.positions["classes"] == [0.0, 220.0]
+    window.model.undo_stack.setClean()
+
+
 def test_an_unticked_trainable_greys_the_whole_backbone(qtbot):
     window = open_window(qtbot, backbone_project(freeze_point=0))
     window.model.select(["backbone"])

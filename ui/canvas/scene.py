@@ -16,6 +16,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsScene
 
+from studio.commands import MoveNodes
 from studio.document import Edge, Network, Node
 from studio.layout import auto_layout
 from studio.registry import catalog
@@ -155,8 +156,31 @@ class GraphScene(QGraphicsScene):
             self.expanded.add(node_id)
         else:
             self.expanded.discard(node_id)
+        before = item.sceneBoundingRect()
         if item.set_face(self._face(node)):
+            if expanded:
+                self._make_room_below(node_id, before, item.sceneBoundingRect())
             self.reroute()  # a taller node may now stand in another edge's way
+
+    def _make_room_below(self, node_id: str, before: QRectF, after: QRectF) -> None:
+        """An expanded node that now covers the nodes under it pushes them down (one
+        undoable move), so no layer hides behind the list of stages."""
+        grown = after.height() - before.height()
+        covered = [
+            nid
+            for nid, other in self.nodes.items()
+            if nid != node_id and other.sceneBoundingRect().intersects(after)
+        ]
+        if grown <= 0 or not covered:
+            return
+        positions = self.model.project.view.positions
+        below = {
+            nid: [positions[nid][0], positions[nid][1] + grown + style.GRID_MINOR]
+            for nid, other in self.nodes.items()
+            if nid != node_id and nid in positions and other.pos().y() >= before.bottom() - 1
+        }
+        if below:
+            self.model.push(MoveNodes(self.model.project, below))
 
     def _node_added(self, node: Node, position=None) -> None:
         item = NodeItem(self._face(node))

@@ -33,7 +33,19 @@ class PowerAxis(pg.AxisItem):
         # paint than all the curves, and a log plot reads by decades anyway.
         lo, hi = math.ceil(minVal), math.floor(maxVal)
         if hi - lo < 1:
-            return super().logTickValues(minVal, maxVal, size, stdTicks)
+            # Less than a decade in view: label 1, 2 and 5 of each decade (all of 1…9 only
+            # if those leave fewer than two), one level, so the labels never pile up.
+            decades = range(math.floor(minVal), math.ceil(maxVal) + 1)
+            for mantissas in ((1, 2, 5), range(1, 10)):
+                values = [
+                    d + math.log10(m)
+                    for d in decades
+                    for m in mantissas
+                    if minVal <= d + math.log10(m) <= maxVal
+                ]
+                if len(values) >= 2:
+                    break
+            return [(1.0, values)]
         target = max(2, int(size / 28))  # about one label per 28 px
         stride = 1
         while (hi - lo) / stride > target:

@@ -191,9 +191,6 @@ class GradientNormPlot(PlotPanel):
             # Whole decades keep the colours steady while values wander within them.
             lo, hi = math.floor(float(finite.min())), math.ceil(float(finite.max()))
             self.levels = (lo, hi if hi > lo else lo + 1)
-        self.image.setImage(image, autoLevels=False, levels=self.levels)
-        if self.colorbar.levels() != self.levels:  # re-lays out its axis: only on change
-            self.colorbar.setLevels(self.levels)
         steps, n = series.steps.data, len(series)
         x0 = float(window.x[0])
         end = int(window.start[-1] + window.block)
@@ -202,6 +199,10 @@ class GradientNormPlot(PlotPanel):
         else:
             gap = (steps[n - 1] - steps[0]) / (n - 1) if n > 1 else 1.0
             x1 = float(steps[n - 1] + max(gap, 1e-9))
+        image = _on_step_grid(image, np.asarray(window.x, dtype=float), x0, x1)
+        self.image.setImage(image, autoLevels=False, levels=self.levels)
+        if self.colorbar.levels() != self.levels:  # re-lays out its axis: only on change
+            self.colorbar.setLevels(self.levels)
         self.image.setRect(QRectF(x0, 0.0, max(x1 - x0, 1e-9), float(image.shape[0])))
 
     def _draw_comparison(self, names: list[str], colours) -> None:
@@ -296,3 +297,15 @@ class GradientNormPlot(PlotPanel):
         self.heat_hover.setText(self._describe(row, index), color=style.palette().foreground)
         self.heat_hover.setPos(p.x(), p.y())
         self.heat_hover.show()
+
+
+def _on_step_grid(image: np.ndarray, starts: np.ndarray, x0: float, x1: float) -> np.ndarray:
+    """Columns placed by step, not by sample: probes are not evenly spaced (the time budget
+    stretches them; a fine-tuning phase unfreezes layers that cost more), and an image's
+    pixels are. Each grid column shows the sample column that covers its step."""
+    columns = image.shape[1]
+    if columns < 2 or x1 <= x0:
+        return image
+    grid = x0 + (np.arange(columns) + 0.5) * ((x1 - x0) / columns)
+    index = np.clip(np.searchsorted(starts, grid, side="right") - 1, 0, columns - 1)
+    return image[:, index]
