@@ -231,7 +231,20 @@ def load_into(
             f"{tuple(state[k].shape)}, network {tuple(own[k].shape)})"
         )
     text = "; ".join(parts)
-    return f"{name}: {text}." if _node.get() else text[0].upper() + text[1:] + "."
+    sentence = f"{name}: {text}." if _node.get() else text[0].upper() + text[1:] + "."
+    return WeightsReport(sentence, mismatched=bool(missing or unexpected or wrong))
+
+
+class WeightsReport(str):
+    """The sentence a load produced; `mismatched` when some keys did not fit (the trainer
+    then shows it as a finding, so a half-loaded backbone is never silent)."""
+
+    mismatched: bool
+
+    def __new__(cls, text: str, mismatched: bool = False):
+        self = super().__new__(cls, text)
+        self.mismatched = mismatched
+        return self
 
 
 # -- earlier runs -----------------------------------------------------------------------

@@ -249,3 +249,33 @@ def test_run_backbone_problems_name_the_node(digits_run, tmp_path):
     assert problem and "[1, 8, 8]" in problem
     too_far = analyze(run_project(str(run.path), freeze_point=9).network).problem_for("earlier")
     assert too_far and "at most 4" in too_far
+
+
+def test_training_announces_what_was_loaded_and_flags_a_partial_load(tmp_path):
+    from studio.data.prepare import PreparedData, Split
+    from studio.training.engine import Trainer
+
+    full = random_resnet18()
+    partial = dict(full)
+    del partial["layer4.1.bn2.bias"]
+    torch.save(full, tmp_path / "full.pth")
+    torch.save(partial, tmp_path / "partial.pth")
+    x, y = torch.rand(12, 3, 32, 32), torch.arange(12) % 3
+    data = PreparedData(
+        Split(x[:8], y[:8]),
+        Split(x[8:], y[8:]),
+        Split(x[:0], y[:0]),
+        ["a", "b", "c"],
+        (3, 32, 32),
+        "",
+    )
+    seen = {}
+    for name in ("full", "partial"):
+        p = project(weights="file", weights_file=f"{name}.pth")
+        p.training.update(epochs=1, batch_size=8)
+        events = []
+        Trainer(p, base=tmp_path, data=data, listeners=[events.append]).fit()
+        (seen[name],) = [e for e in events if e["type"] == "pretrained"]
+    assert seen["full"]["node"] == "base" and not seen["full"]["mismatched"]
+    assert "classifier replaced" in seen["full"]["report"]
+    assert seen["partial"]["mismatched"] and "1 missing" in seen["partial"]["report"]

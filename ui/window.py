@@ -552,6 +552,22 @@ class MainWindow(QMainWindow):
             elif kind == "phase":  # fine-tuning: stages or learning rates changed
                 self.plots.mark(event["step"], event.get("label", ""))
                 self.statusBar().showMessage(event.get("label", ""), 8000)
+            elif kind == "pretrained":  # what a backbone loaded; a partial load is a finding
+                self.statusBar().showMessage(event["report"], 10000)
+                if event["mismatched"]:
+                    self.findings.add(
+                        {
+                            "kind": "weights_mismatch",
+                            "title": "Weights only partly loaded",
+                            "message": event["report"],
+                            "severity": "warning",
+                            "remedy": "Check that the weights file was saved from this "
+                            "architecture; the layers it did not cover start from random values.",
+                            "layers": [event["node"]],
+                            "step": 0,
+                        }
+                    )
+                    self.canvas.highlight_nodes([event["node"]], "#f59e0b")
             elif kind == "finding":
                 self.findings.add(event)
                 self.canvas.highlight_nodes(event.get("layers", []), "#f59e0b")

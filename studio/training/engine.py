@@ -248,6 +248,16 @@ class Trainer:
         if resume is not None:
             start_epoch, skip = self._restore(resume)
         self.emit(self._start_event(epochs, steps_per_epoch))
+        # What each backbone loaded; a partial load must be seen, not just logged.
+        for node_id, report in getattr(self.model, "weights_reports", {}).items():
+            self.emit(
+                {
+                    "type": "pretrained",
+                    "node": node_id,
+                    "report": str(report),
+                    "mismatched": bool(getattr(report, "mismatched", False)),
+                }
+            )
         for cb in self.callbacks:
             cb.on_fit_start(self)
 

@@ -31,6 +31,8 @@ class ProgressPrinter:
                 f"{event['data']}\nTraining on {event['device']}: {event['trainable_params']:,} trainable "
                 f"parameters, {event['epochs']} epochs of {event['batches_per_epoch']} steps, loss {event['loss']}."
             )
+        elif kind == "pretrained":
+            self.write(("warning: " if event["mismatched"] else "") + event["report"])
         elif kind == "steps" and self.bar is not None:
             self.bar.update(len(event["step"]))
             post = {"epoch": event["epoch"] + 1, "loss": f"{event['loss'][-1]:.4f}"}

@@ -76,6 +76,7 @@ def train(
         "findings": [f.to_dict() for f in diagnosis.findings],
         "data": trainer.data.report(),
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "weights": {k: str(v) for k, v in getattr(trainer.model, "weights_reports", {}).items()},
     }
     if run is not None:
         series.save(run.path / "series.npz")

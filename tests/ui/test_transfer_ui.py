@@ -230,6 +230,21 @@ def test_a_past_fine_tuned_run_shows_its_phase_marks(qtbot):
     ]
 
 
+def test_a_partly_loaded_backbone_becomes_a_finding_a_full_load_only_a_message(qtbot):
+    window = open_window(qtbot, backbone_project())
+    full = "Node 'backbone' (ResNet18): loaded 120 of 120 tensors from x.pth; classifier replaced."
+    window._on_events(
+        [{"type": "pretrained", "node": "backbone", "report": full, "mismatched": False}]
+    )
+    assert window.findings.cards == [] and window.statusBar().currentMessage() == full
+    partial = "Node 'backbone' (ResNet18): loaded 119 of 120 tensors from x.pth; 1 missing."
+    window._on_events(
+        [{"type": "pretrained", "node": "backbone", "report": partial, "mismatched": True}]
+    )
+    (card,) = window.findings.cards
+    assert card.finding["message"] == partial and card.finding["layers"] == ["backbone"]
+
+
 # -- plots ---------------------------------------------------------------------------------
 def test_mark_draws_a_labelled_line_on_the_step_plots(qtbot):
     plots = TrainingPlots()
