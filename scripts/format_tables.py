@@ -21,7 +21,7 @@ from studio.initializers import INITIALIZERS
 from studio.options import ACTIVATION, DROPOUT, INITIALIZER, NORMALIZATION
 from studio.registry import catalog
 from studio.schema import Param
-from studio.settings import DATA, TRAINING
+from studio.settings import DATA, TRAINING, augmentation_schema
 
 
 def value(v) -> str:
@@ -136,7 +136,8 @@ TABLES = {
     "layer-params": layer_params,
     "initializers": initializers,
     "options": options,
-    "data": lambda: section(DATA),
+    # Built-in augmentations only: the reference must not depend on installed plugins.
+    "data": lambda: section({**DATA, "augmentation": augmentation_schema(builtin_only=True)}),
     "training": lambda: section(TRAINING),
 }
 BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)

@@ -22,7 +22,7 @@ from studio.errors import ProjectError
 from studio.options import ACTIVATION, DROPOUT, fill_initializer, fill_normalization
 from studio.registry import Catalog, catalog
 from studio.schema import fill_params
-from studio.settings import DATA, TRAINING, defaults, fill_section
+from studio.settings import DATA, TRAINING, defaults, fill_section, stored_data
 
 FORMAT_VERSION = 1
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -204,7 +204,7 @@ class Project:
                 "nodes": [n.to_dict(cat) for n in self.network.nodes.values()],
                 "edges": [e.to_dict() for e in self.network.edges],
             },
-            "data": copy.deepcopy(self.data),
+            "data": stored_data(self.data),
             "training": copy.deepcopy(self.training),
             "view": self.view.to_dict(),
         }

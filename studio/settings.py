@@ -6,6 +6,7 @@ so the GUI panels render from the same schema that validates a file and `--set`.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from studio.errors import ProjectError
@@ -17,306 +18,40 @@ MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 MODES = ("auto", "min", "max")
 
 
-def _enabled(what: str) -> Param:
-    return Param("enabled", "bool", False, f"Apply {what} to training batches.")
+def augmentation_schema(builtin_only: bool = False) -> Section:
+    """The `data.augmentation` section: one sub-section per registered augmentation
+    (built-in or plugin, see studio/data/augmentations.py), in registration order."""
+    from studio.data.augmentations import augmentation_catalog
+
+    return augmentation_catalog().section(builtin_only)
 
 
-def _chance(default: float) -> Param:
-    return Param(
-        "p",
-        "float",
-        default,
-        "Chance that a training sample gets this transform (drawn for each sample).",
-        0.0,
-        1.0,
-        label="Probability",
-    )
+def stored_data(data: dict) -> dict:
+    """A copy of the data values as a project file stores them (a plugin augmentation
+    left at its defaults is left out, so the file opens without that plugin)."""
+    from studio.data.augmentations import saved_section
+
+    out = copy.deepcopy(data)
+    if "augmentation" in out:
+        out["augmentation"] = saved_section(out["augmentation"])
+    return out
 
 
-# Image augmentation of training batches (never validation or test), in this order:
-# resolution (resize, center crop, pad), geometry, pixels, occlusion, then mixing. The
-# network's input shape is fixed, so every transform gives back an image of the Input's
-# size. Pixel values are given as fractions of the data's range: 0 black, 1 white.
-AUGMENTATION: Section = {
-    "horizontal_flip": {
-        "enabled": _enabled("a left-right mirror"),
-        "p": _chance(0.5),
-    },
-    "vertical_flip": {
-        "enabled": _enabled("an upside-down mirror"),
-        "p": _chance(0.5),
-    },
-    "rotation": {
-        "enabled": _enabled("a random rotation"),
-        "p": _chance(1.0),
-        "degrees": Param(
-            "degrees",
-            "float",
-            15.0,
-            "Rotate by an angle drawn from −degrees to +degrees around the centre; corners "
-            "that come in are black.",
-            0.0,
-            180.0,
-        ),
-    },
-    "affine": {
-        "enabled": _enabled("a random shift, zoom, rotation and shear"),
-        "p": _chance(1.0),
-        "translate": Param(
-            "translate",
-            "float",
-            0.1,
-            "Largest shift as a fraction of the width and height (whole pixels).",
-            0.0,
-            1.0,
-        ),
-        "scale_min": Param(
-            "scale_min", "float", 0.9, "Smallest zoom factor (below 1 shrinks).", 0.1, 10.0
-        ),
-        "scale_max": Param(
-            "scale_max", "float", 1.1, "Largest zoom factor (above 1 enlarges).", 0.1, 10.0
-        ),
-        "degrees": Param(
-            "degrees", "float", 0.0, "Rotate by an angle from −degrees to +degrees.", 0.0, 180.0
-        ),
-        "shear": Param(
-            "shear",
-            "float",
-            0.0,
-            "Slant sideways by an angle from −shear to +shear degrees.",
-            0.0,
-            80.0,
-        ),
-    },
-    "perspective": {
-        "enabled": _enabled("a random perspective (a view from an angle)"),
-        "p": _chance(0.5),
-        "distortion": Param(
-            "distortion",
-            "float",
-            0.3,
-            "How far each corner may move toward the centre, as a fraction of half the side "
-            "(0 none, 1 all the way).",
-            0.0,
-            1.0,
-        ),
-    },
-    "random_resized_crop": {
-        "enabled": _enabled("a random crop resized back to the Input's size"),
-        "p": _chance(1.0),
-        "scale_min": Param(
-            "scale_min",
-            "float",
-            0.5,
-            "Smallest crop area as a fraction of the image (torchvision's default is 0.08, "
-            "harsh for small images). The crop is resized back to the Input's size.",
-            0.01,
-            1.0,
-        ),
-        "scale_max": Param(
-            "scale_max", "float", 1.0, "Largest crop area as a fraction of the image.", 0.01, 1.0
-        ),
-        "ratio_min": Param(
-            "ratio_min", "float", 0.75, "Narrowest crop: width / height.", 0.1, 10.0
-        ),
-        "ratio_max": Param("ratio_max", "float", 1.3333, "Widest crop: width / height.", 0.1, 10.0),
-    },
-    "center_crop": {
-        "enabled": _enabled("a crop around the centre, resized back (a zoom in)"),
-        "p": _chance(1.0),
-        "size": Param(
-            "size",
-            "int",
-            0,
-            "Pixels kept around the centre along the shorter side (0: 7/8 of it), in the "
-            "image's proportions. The network's input shape is fixed, so the crop is resized "
-            "back to it: a zoom in.",
-            0,
-            4096,
-        ),
-    },
-    "pad": {
-        "enabled": _enabled("a border, resized back (a zoom out)"),
-        "p": _chance(1.0),
-        "padding": Param(
-            "padding",
-            "int",
-            2,
-            "Pixels added on each side; the network's input shape is fixed, so the padded "
-            "image is resized back to it and its content shrinks.",
-            1,
-            1024,
-        ),
-        "mode": Param(
-            "mode",
-            "choice",
-            "constant",
-            "constant: fill the border with the fill value; edge: repeat the edge pixels; "
-            "reflect / symmetric: mirror the image into the border.",
-            choices=("constant", "edge", "reflect", "symmetric"),
-        ),
-        "fill": Param(
-            "fill", "float", 0.0, "Border value for constant mode (0 black, 1 white).", 0.0, 1.0
-        ),
-    },
-    "resize": {
-        "enabled": _enabled("a lower resolution"),
-        "p": _chance(1.0),
-        "size": Param(
-            "size",
-            "int",
-            0,
-            "Shrink so the shorter side has this many pixels (0: half), then resize back to "
-            "the Input's size (its shape is fixed): the image keeps its size, loses detail.",
-            0,
-            4096,
-        ),
-    },
-    "color_jitter": {
-        "enabled": _enabled("random brightness, contrast, saturation and hue"),
-        "p": _chance(1.0),
-        "brightness": Param(
-            "brightness",
-            "float",
-            0.2,
-            "Multiply the brightness by a factor from 1 − this to 1 + this.",
-            0.0,
-            1.0,
-        ),
-        "contrast": Param(
-            "contrast",
-            "float",
-            0.2,
-            "Scale the contrast by a factor from 1 − this to 1 + this.",
-            0.0,
-            1.0,
-        ),
-        "saturation": Param(
-            "saturation",
-            "float",
-            0.2,
-            "Scale the colour saturation by a factor from 1 − this to 1 + this (colour "
-            "images only; grayscale images skip it).",
-            0.0,
-            1.0,
-        ),
-        "hue": Param(
-            "hue",
-            "float",
-            0.0,
-            "Turn the hue by up to ± this fraction of the colour wheel (colour images only; "
-            "grayscale images skip it).",
-            0.0,
-            0.5,
-        ),
-    },
-    "blur": {
-        "enabled": _enabled("a Gaussian blur"),
-        "p": _chance(0.5),
-        "kernel_size": Param(
-            "kernel_size",
-            "int",
-            3,
-            "Width of the blur kernel in pixels (odd: 3, 5, 7 …).",
-            1,
-            63,
-        ),
-        "sigma_min": Param(
-            "sigma_min", "float", 0.1, "Smallest blur strength (standard deviation).", 0.01, 20.0
-        ),
-        "sigma_max": Param(
-            "sigma_max", "float", 1.0, "Largest blur strength (standard deviation).", 0.01, 20.0
-        ),
-    },
-    "noise": {
-        "enabled": _enabled("Gaussian pixel noise"),
-        "p": _chance(1.0),
-        "std": Param(
-            "std",
-            "float",
-            0.05,
-            "Noise standard deviation as a fraction of the pixel range.",
-            0.0,
-            1.0,
-        ),
-    },
-    "random_erasing": {
-        "enabled": _enabled("a random erased rectangle (cutout)"),
-        "p": _chance(0.5),
-        "scale_min": Param(
-            "scale_min",
-            "float",
-            0.02,
-            "Smallest erased area, as a fraction of the image.",
-            0.0,
-            1.0,
-        ),
-        "scale_max": Param(
-            "scale_max", "float", 0.33, "Largest erased area, as a fraction of the image.", 0.0, 1.0
-        ),
-        "ratio_min": Param(
-            "ratio_min", "float", 0.3, "Narrowest rectangle: height / width.", 0.01, 100.0
-        ),
-        "ratio_max": Param(
-            "ratio_max", "float", 3.3, "Widest rectangle: height / width.", 0.01, 100.0
-        ),
-        "value": Param(
-            "value",
-            "choice",
-            "black",
-            "What fills the rectangle: black, gray, white, or random noise.",
-            choices=("black", "gray", "white", "random"),
-        ),
-    },
-    "mixup": {
-        "enabled": Param(
-            "enabled",
-            "bool",
-            False,
-            "Blend each training sample with another one of its batch, and their labels in the "
-            "same proportion (works for any input, needs classes).",
-        ),
-        "alpha": Param(
-            "alpha",
-            "float",
-            0.2,
-            "The blend weight is drawn from Beta(alpha, alpha) once per batch: small alpha "
-            "keeps samples nearly whole, 1 blends evenly often.",
-            0.01,
-            100.0,
-        ),
-    },
-    "cutmix": {
-        "enabled": Param(
-            "enabled",
-            "bool",
-            False,
-            "Paste a rectangle from another sample of the batch into each training image, and "
-            "mix the labels by area.",
-        ),
-        "alpha": Param(
-            "alpha",
-            "float",
-            1.0,
-            "The kept area is drawn from Beta(alpha, alpha) once per batch.",
-            0.01,
-            100.0,
-        ),
-        "share": Param(
-            "share",
-            "float",
-            0.5,
-            "When mixup is on too, each batch uses one of the two: cutmix with this chance, "
-            "mixup otherwise.",
-            0.0,
-            1.0,
-            label="Share of batches (with mixup)",
-        ),
-    },
-}
+def __getattr__(name: str) -> Any:
+    # DATA and AUGMENTATION are built on first use: the augmentation catalog loads
+    # entry points (and torch), which a plain `import studio.settings` should not pay for.
+    if name == "AUGMENTATION":
+        value = augmentation_schema()
+    elif name == "DATA":
+        value = {**_DATA, "augmentation": __getattr__("AUGMENTATION")}
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
-DATA: Section = {
+# Without "augmentation", which comes from the augmentation catalog (see __getattr__).
+_DATA: Section = {
     "source": Param(
         "source",
         "choice",
@@ -367,7 +102,6 @@ DATA: Section = {
         0,
         32,
     ),
-    "augmentation": AUGMENTATION,
 }
 
 TRAINING: Section = {

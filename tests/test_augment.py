@@ -13,13 +13,12 @@ import pytest
 import torch
 from support import EXAMPLES
 
-from studio.data.augment import (
+from studio.data.augment import build_augmentation, preview
+from studio.data.augment_builtins import (
     _affine_inverse,
     _homography,
-    build_augmentation,
     color_jitter,
     gaussian_blur,
-    preview,
 )
 from studio.data.prepare import Batches, Split
 from studio.data.sources import DataError

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.commands import SetSettings
+from studio.data.augmentations import augmentation_catalog
 from studio.errors import ProjectError, StudioError
-from studio.settings import AUGMENTATION
 from studio.shapes_text import describe_kind
 from ui.document import DocumentModel
 from ui.forms import ParamForm
@@ -37,14 +37,8 @@ ROWS = 4
 DRAWS = 5
 CELL = 56
 DEBOUNCE_MS = 150
-CATEGORIES = (
-    ("Spatial", ("horizontal_flip", "vertical_flip", "rotation", "affine", "perspective")),
-    ("Crop and size", ("random_resized_crop", "center_crop", "pad", "resize")),
-    ("Pixels", ("color_jitter", "blur", "noise")),
-    ("Occlusion", ("random_erasing",)),
-    ("Mixing (whole batches)", ("mixup", "cutmix")),
-)
-TITLES = {"random_erasing": "Random erasing (cutout)", "cutmix": "CutMix", "mixup": "Mixup"}
+# Group headings that say more than the catalog's group name.
+HEADINGS = {"Mixing": "Mixing (whole batches)"}
 
 
 def load_samples(settings: dict, input_shape: tuple, seed: int, base: Path) -> dict:
@@ -132,15 +126,18 @@ class AugmentPanel(QWidget):
         layout = QVBoxLayout(body)
         layout.setAlignment(Qt.AlignTop)
         self.forms: dict[str, ParamForm] = {}
-        for heading, names in CATEGORIES:
-            label = QLabel(heading)
+        # Whatever is registered, built-in or from a plugin, grouped as the catalog says.
+        for group, types in augmentation_catalog().by_group().items():
+            label = QLabel(HEADINGS.get(group, group))
             label.setStyleSheet("font-weight: 600; margin-top: 6px;")
             layout.addWidget(label)
-            for name in names:
-                form = ParamForm(tuple(AUGMENTATION[name].values()))
+            for t in types:
+                name = t.name
+                form = ParamForm(t.params)
                 form.setObjectName(name)
                 form.edited.connect(lambda field, value, name=name: self._edit(name, field, value))
-                box = QGroupBox(TITLES.get(name, name.replace("_", " ").capitalize()))
+                box = QGroupBox(t.heading())
+                box.setToolTip(t.summary)
                 QVBoxLayout(box).addWidget(form)
                 layout.addWidget(box)
                 self.forms[name] = form
@@ -210,9 +207,16 @@ class AugmentPanel(QWidget):
             return
         shape = tuple(self.model.project.network.nodes[analysis.input_id].params["shape"])
         if len(shape) != 3:
+            any_input = [t.name for t in augmentation_catalog() if not t.image_only]
+            which = (
+                f"Of these transforms only {' and '.join(any_input)} "
+                f"{'applies' if len(any_input) == 1 else 'apply'} to such data."
+                if any_input
+                else "None of these transforms applies to such data."
+            )
             self._clear(
                 f"Each sample is {describe_kind(shape)}, not an image, so there is nothing to "
-                "picture. Of these transforms only mixup applies to such data."
+                f"picture. {which}"
             )
             return
         if self._thread is not None and self._thread.is_alive():

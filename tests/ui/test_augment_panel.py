@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.data.augmentations import augmentation_catalog
 from studio.projectfile import load_project
 from ui.augment_panel import DRAWS, ROWS, AugmentPanel
 from ui.document import DocumentModel
@@ -98,3 +99,17 @@ def test_the_window_has_an_augmentation_dock_apart_from_the_data_fields(qtbot):
     window.augment_dock.raise_()
     qtbot.waitUntil(lambda: window.augment_panel.grid_array is not None, timeout=30000)
     window.augment_panel.wait()
+
+
+def test_the_panel_shows_every_registered_augmentation_plugins_included(qtbot):
+    panel = shown_panel(qtbot, "digits_cnn")
+    assert list(panel.forms) == [
+        t.name for types in augmentation_catalog().by_group().values() for t in types
+    ]
+    invert = panel.forms["invert"]  # from the example plugin (plugins/studio_swish)
+    assert set(invert.widgets) == {"enabled", "p"}
+    plain = next_preview(qtbot, panel, None)
+    invert.widgets["enabled"].setChecked(True)
+    assert panel.model.project.data["augmentation"]["invert"]["enabled"] is True
+    drawn = next_preview(qtbot, panel, plain)
+    assert not np.array_equal(drawn[:, 1:], plain[:, 1:]), "the plugin's transform is drawn"
