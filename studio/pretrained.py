@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from studio.download import download
 from studio.errors import StudioError
 
 _folder: ContextVar[Path | None] = ContextVar("studio_project_folder", default=None)
@@ -92,6 +93,36 @@ def loading_enabled() -> bool:
 # -- reading files ----------------------------------------------------------------------
 
 
+_download_progress: ContextVar = ContextVar("download_progress", default=None)
+
+
+@contextmanager
+def reporting_downloads(progress) -> Iterator[None]:
+    """Send weight downloads' progress to `progress(file, done, total)` (the trainer's events)."""
+    token = _download_progress.set(progress)
+    try:
+        yield
+    finally:
+        _download_progress.reset(token)
+
+
+def _terminal_bar(name: str):
+    """Without a listener (a script, the CLI before training starts): a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=name)
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+
+    return update
+
+
 def hub_file(weights) -> Path:
     """Where torch hub keeps a torchvision weights file (honours TORCH_HOME)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
@@ -102,8 +133,13 @@ def imagenet_state(weights, label: str) -> tuple[dict[str, torch.Tensor], str]:
     path = hub_file(weights)
     if not path.is_file():
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(weights.url, str(path), progress=True)
+            report = _download_progress.get()
+            progress = (
+                (lambda done, total: report(path.name, done, total))
+                if report
+                else _terminal_bar(path.name)
+            )
+            download(weights.url, path, progress)
         except Exception as err:
             path.unlink(missing_ok=True)
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ def offline_torch_hub(tmp_path_factory) -> Path:
         raise urllib.error.URLError(f"tests never download ({url})")
 
     patch.setattr(torch.hub, "download_url_to_file", offline)
+    patch.setattr(urllib.request, "urlopen", offline)  # studio.download's way in
     yield home / "hub" / "checkpoints"
     patch.undo()
 

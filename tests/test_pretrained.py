@@ -279,3 +279,88 @@ def test_training_announces_what_was_loaded_and_flags_a_partial_load(tmp_path):
     assert seen["full"]["node"] == "base" and not seen["full"]["mismatched"]
     assert "classifier replaced" in seen["full"]["report"]
     assert seen["partial"]["mismatched"] and "1 missing" in seen["partial"]["report"]
+
+
+class _Served:
+    """What urlopen returns, for bytes served from memory."""
+
+    def __init__(self, payload: bytes):
+        import io
+
+        self.body = io.BytesIO(payload)
+        self.headers = {"Content-Length": str(len(payload))}
+
+    def read(self, n=-1):
+        return self.body.read(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _serve(monkeypatch, payload: bytes) -> list[str]:
+    import urllib.request
+
+    asked = []
+
+    def urlopen(url, timeout=None):
+        asked.append(url)
+        return _Served(payload)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return asked
+
+
+def test_a_download_reports_progress_checks_the_hash_and_lands_whole(tmp_path, monkeypatch):
+    import hashlib
+
+    from studio import download
+
+    monkeypatch.setattr(download, "CHUNK", 1000)
+    payload = os.urandom(4500)
+    prefix = hashlib.sha256(payload).hexdigest()[:8]
+    _serve(monkeypatch, payload)
+    seen = []
+    path = download.download(
+        "https://x/m.pth", tmp_path / f"m-{prefix}.pth", lambda d, t: seen.append((d, t))
+    )
+    assert path.read_bytes() == payload
+    assert seen[0] == (0, 4500) and seen[-1] == (4500, 4500) and len(seen) == 6
+    with pytest.raises(download.DownloadError, match="not 00000000"):
+        download.download("https://x/m.pth", tmp_path / "other-00000000.pth")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # nothing half-written
+
+
+def test_training_downloads_missing_imagenet_weights_with_progress_events(tmp_path, monkeypatch):
+    import io
+
+    from studio.data.prepare import PreparedData, Split
+    from studio.training.engine import Trainer
+
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    state = random_resnet18()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    from studio import download
+
+    monkeypatch.setattr(download, "HASH_IN_NAME", __import__("re").compile(r"^$"))  # any bytes
+    monkeypatch.setattr(download, "CHUNK", 4 << 20)
+    asked = _serve(monkeypatch, buffer.getvalue())
+    x, y = torch.rand(8, 3, 32, 32), torch.arange(8) % 3
+    data = PreparedData(
+        Split(x, y), Split(x[:4], y[:4]), Split(x[:0], y[:0]), ["a", "b", "c"], (3, 32, 32), ""
+    )
+    p = project(weights="imagenet")
+    p.training.update(epochs=1, batch_size=8)
+    events = []
+    trainer = Trainer(p, data=data, listeners=[events.append])
+    assert asked == [torchvision().models.ResNet18_Weights.DEFAULT.url]
+    downloads = [e for e in events if e["type"] == "download"]
+    assert downloads[0]["done"] == 0 and downloads[0]["file"] == RESNET18
+    assert downloads[-1]["done"] == downloads[-1]["total"] == len(buffer.getvalue())
+    assert (home / "hub" / "checkpoints" / RESNET18).is_file()
+    assert_same_weights(trainer.model, state)

@@ -552,6 +552,8 @@ class MainWindow(QMainWindow):
             elif kind == "phase":  # fine-tuning: stages or learning rates changed
                 self.plots.mark(event["step"], event.get("label", ""))
                 self.statusBar().showMessage(event.get("label", ""), 8000)
+            elif kind == "download":  # a backbone's weights, before training starts
+                self._show_download(event)
             elif kind == "pretrained":  # what a backbone loaded; a partial load is a finding
                 self.statusBar().showMessage(event["report"], 10000)
                 if event["mismatched"]:
@@ -573,6 +575,20 @@ class MainWindow(QMainWindow):
                 self.canvas.highlight_nodes(event.get("layers", []), "#f59e0b")
                 self.findings_dock.raise_()
         self.plots.refresh()
+
+    def _show_download(self, event: dict) -> None:
+        done, total = event["done"], event["total"]
+        self.progress.show()
+        if done == 0 or not hasattr(self, "_download_started"):
+            self._download_started = time.monotonic()
+        megabytes = f"{done / 1e6:.1f}" + (f" of {total / 1e6:.1f}" if total else "") + " MB"
+        self.progress.setRange(0, max(total, 1) if total else 0)  # 0..0: busy, size unknown
+        self.progress.setValue(min(done, total) if total else 0)
+        self.progress.setFormat(f"Downloading {event['file']}: {megabytes}")
+        elapsed = time.monotonic() - self._download_started
+        if total and done and elapsed > 0.5:
+            left = (total - done) * elapsed / done
+            self.eta.setText(f"ETA {_duration(left)}")
 
     def _show_progress(self, done: int, epoch: int, per_epoch: int) -> None:
         self.progress.setValue(done)

@@ -26,7 +26,7 @@ from studio.builder import build_model
 from studio.data.augment import build_augmentation
 from studio.data.prepare import Batches, PreparedData, prepare_data
 from studio.document import Project
-from studio.pretrained import project_folder
+from studio.pretrained import project_folder, reporting_downloads
 from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
 from studio.training.finetune import FineTuningPlan
 from studio.training.monitors import Monitors
@@ -107,7 +107,9 @@ class Trainer:
         # Reading each loss before its update is free on the CPU; on a GPU it would stall
         # every step, so losses are checked at each flush and a Rollback undoes the damage.
         self.check_each_loss = self.device.type == "cpu"
-        self.model = build_model(project, base=base).to(self.device)
+        # A pretrained backbone may download its weights first: long work, so say how far.
+        with reporting_downloads(self._download_progress()):
+            self.model = build_model(project, base=base).to(self.device)
         self.data = data or prepare_data(
             project.data, self.model.input_shape, self.settings["seed"], base
         )
@@ -169,6 +171,17 @@ class Trainer:
         self._batch_in_epoch = 0
 
     # -- setup helpers ------------------------------------------------------------------
+    def _download_progress(self):
+        last = [0.0]
+
+        def report(file: str, done: int, total: int) -> None:
+            now = time.perf_counter()
+            if done in (0, total) or now - last[0] >= self.emit_interval:
+                last[0] = now
+                self.emit({"type": "download", "file": file, "done": done, "total": total})
+
+        return report
+
     def _check_head(self, head, output_shape) -> None:
         if self.loss_name == "cross_entropy":
             classes = len(self.data.classes)

@@ -14,6 +14,7 @@ class ProgressPrinter:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.bar: tqdm | None = None
+        self.download_bar: tqdm | None = None
 
     def __call__(self, event: dict) -> None:
         kind = event["type"]
@@ -31,6 +32,20 @@ class ProgressPrinter:
                 f"{event['data']}\nTraining on {event['device']}: {event['trainable_params']:,} trainable "
                 f"parameters, {event['epochs']} epochs of {event['batches_per_epoch']} steps, loss {event['loss']}."
             )
+        elif kind == "download":  # a backbone's weights, before training starts
+            if self.download_bar is None:
+                self.download_bar = tqdm(
+                    total=event["total"] or None,
+                    unit="B",
+                    unit_scale=True,
+                    file=self.stream,
+                    disable=self.quiet,
+                    desc=f"downloading {event['file']}",
+                )
+            self.download_bar.update(event["done"] - self.download_bar.n)
+            if event["total"] and event["done"] >= event["total"]:
+                self.download_bar.close()
+                self.download_bar = None
         elif kind == "pretrained":
             self.write(("warning: " if event["mismatched"] else "") + event["report"])
         elif kind == "steps" and self.bar is not None:

@@ -245,6 +245,15 @@ def test_a_partly_loaded_backbone_becomes_a_finding_a_full_load_only_a_message(q
     assert card.finding["message"] == partial and card.finding["layers"] == ["backbone"]
 
 
+def test_a_weights_download_shows_in_the_progress_bar(qtbot):
+    window = open_window(qtbot, backbone_project())
+    name = "resnet18-f37072fd.pth"
+    window._on_events([{"type": "download", "file": name, "done": 0, "total": 46_800_000}])
+    window._on_events([{"type": "download", "file": name, "done": 23_400_000, "total": 46_800_000}])
+    assert window.progress.isVisible() and window.progress.value() == 23_400_000
+    assert window.progress.format() == f"Downloading {name}: 23.4 of 46.8 MB"
+
+
 # -- plots ---------------------------------------------------------------------------------
 def test_mark_draws_a_labelled_line_on_the_step_plots(qtbot):
     plots = TrainingPlots()
