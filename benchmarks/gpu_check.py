@@ -49,6 +49,7 @@ def check(name):
                 f"[{'ok' if RESULTS[name]['ok'] else 'FAIL'}] {name}: {RESULTS[name]}", flush=True
             )
 
+        run.__name__ = fn.__name__  # what --only matches
         return run
 
     return wrap
@@ -75,6 +76,37 @@ def precisions():
             "grad_scaler": trainer.scaler is not None,
         }
     assert out["fp16"]["grad_scaler"] and not out["bf16"]["grad_scaler"]
+    return out
+
+
+@check("data_on_gpu")
+def data_on_gpu():
+    """Splits moved to the GPU once vs copied from host memory each step: speed, same losses."""
+    import studio.training.engine as engine
+
+    out, losses = {}, {}
+    for where in ("host", "gpu"):
+        keep = engine.on_device
+        if where == "host":
+            engine.on_device = lambda data, device: data
+        try:
+            project = example("digits_cnn", "training.epochs=6", "training.deterministic=true")
+            seen, stamps = [], []
+
+            def listen(e, seen=seen, stamps=stamps):
+                if e["type"] == "steps":
+                    seen.extend(e["loss"].tolist())
+                    stamps.append((time.perf_counter(), int(e["step"][-1]), int(e["epoch"])))
+
+            trainer = Trainer(project, listeners=[listen])
+            trainer.fit()
+        finally:
+            engine.on_device = keep
+        last = [(t, s) for t, s, e in stamps if e >= 3]
+        out[f"{where}_steps_per_s"] = round((last[-1][1] - last[0][1]) / (last[-1][0] - last[0][0]))
+        out[f"{where}_data_device"] = str(trainer.data.train.x.device)
+        losses[where] = seen
+    out["identical_losses"] = losses["host"] == losses["gpu"]
     return out
 
 
@@ -258,7 +290,7 @@ def main() -> int:
         return 1
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}", flush=True)
     RESULTS["device"] = torch.cuda.get_device_name()
-    checks = [precisions, divergence, monitors_same, onnx_export, resnet18]
+    checks = [data_on_gpu, precisions, divergence, monitors_same, onnx_export, resnet18]
     only = set(filter(None, args.only.split(",")))
     for run in checks:
         if not only or run.__name__ in only:

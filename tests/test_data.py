@@ -158,3 +158,20 @@ def test_digits_scale_up_to_rgb_for_an_input_that_wants_bigger_color_images():
     assert torch.equal(big.train.x[:, 0], big.train.x[:, 2])
     assert torch.allclose(big.train.x.mean((1, 2, 3)), small.train.x.mean((1, 2, 3)), atol=0.02)
     assert "32×32 RGB" in big.description
+
+
+def test_data_goes_to_a_gpu_once_only_when_it_fits_in_a_quarter_of_its_free_memory():
+    from studio.data.prepare import on_device
+
+    data = prepare_data(settings(), (1, 8, 8), seed=0)
+    size = sum(
+        s.x.numel() * s.x.element_size() + s.y.numel() * s.y.element_size()
+        for s in (data.train, data.validation, data.test)
+    )
+    assert on_device(data, torch.device("cpu")) is data
+    # "meta" stands in for a GPU here: the tensors move when they fit, and only then.
+    meta = torch.device("meta")
+    assert on_device(data, meta, free_bytes=4 * size - 4) is data
+    moved = on_device(data, meta, free_bytes=4 * size)
+    assert moved.train.x.device.type == "meta" and moved.validation.y.device.type == "meta"
+    assert moved.classes == data.classes and len(moved.train) == len(data.train)

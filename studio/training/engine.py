@@ -24,7 +24,7 @@ import torch
 from studio.analysis import analyze
 from studio.builder import build_model
 from studio.data.augment import build_augmentation
-from studio.data.prepare import Batches, PreparedData, prepare_data
+from studio.data.prepare import Batches, PreparedData, on_device, prepare_data
 from studio.document import Project
 from studio.pretrained import project_folder, reporting_downloads
 from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
@@ -140,6 +140,8 @@ class Trainer:
                 f"Mixup and cutmix mix class labels, which the {self.loss_name} loss cannot "
                 "take; turn them off in data.augmentation or use a classification head."
             )
+        if augment is None:  # augmentation draws on the host, so its batches start there
+            self.data = on_device(self.data, self.device)
         self.batches = Batches(
             self.data.train,
             self.settings["batch_size"],
