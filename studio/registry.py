@@ -7,16 +7,12 @@ exercised on every start. An entry point names a callable `register(catalog)`.
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Iterable
-from importlib.metadata import entry_points
 
 from torch import nn
 
+from studio.plugins import PluginCatalog
 from studio.schema import Param
-
-log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "studio.layers"
 
@@ -85,59 +81,15 @@ class LayerType:
         }
 
 
-class Catalog:
+class Catalog(PluginCatalog[LayerType]):
     """All registered layer types, looked up by name."""
 
-    def __init__(self) -> None:
-        self._types: dict[str, LayerType] = {}
-        self.sources: dict[str, str] = {}
-        self.failed_plugins: dict[str, str] = {}
-        self._loading_from = ""
-
-    def register(self, layer: LayerType, source: str = "") -> None:
-        if not layer.name:
-            raise ValueError(f"{type(layer).__name__} has no name")
-        if layer.name in self._types:
-            raise ValueError(
-                f"layer type '{layer.name}' from {source or 'a plugin'} is already registered "
-                f"by {self.sources[layer.name] or 'another plugin'}"
-            )
-        self._types[layer.name] = layer
-        self.sources[layer.name] = source or self._loading_from
-
-    def get(self, name: str) -> LayerType | None:
-        return self._types.get(name)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._types
-
-    def names(self) -> list[str]:
-        return list(self._types)
-
-    def by_group(self) -> dict[str, list[LayerType]]:
-        out: dict[str, list[LayerType]] = {}
-        for layer in self._types.values():
-            out.setdefault(layer.group, []).append(layer)
-        return {
-            g: out[g]
-            for g in sorted(out, key=lambda g: GROUPS.index(g) if g in GROUPS else len(GROUPS))
-        }
+    what = "layer type"
+    groups = GROUPS
+    builtin_entry = "studio.layers:register"
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        # Built-ins first, so a plugin cannot shadow them by loading earlier.
-        eps: Iterable = sorted(
-            entry_points(group=group), key=lambda ep: ep.value != "studio.layers:register"
-        )
-        for ep in eps:
-            source = f"{ep.dist.name if ep.dist else '?'}:{ep.name}"
-            self._loading_from = source
-            try:
-                ep.load()(self)
-            except Exception as err:  # a broken plugin must not take the studio down
-                self.failed_plugins[source] = f"{type(err).__name__}: {err}"
-                log.warning("plugin %s failed to load: %s", source, err)
-            finally:
-                self._loading_from = ""
+        super().load_entry_points(group)
 
 
 _catalog: Catalog | None = None

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from support import EXAMPLES, chain
 
-from studio import registry
+from studio import plugins, registry
 from studio.analysis import analyze
 from studio.builder import build_model
 from studio.data import augmentations
@@ -48,7 +48,7 @@ def test_a_plugin_layer_builds_trains_and_counts_its_parameters():
 def test_a_broken_plugin_is_reported_and_the_rest_still_load(monkeypatch):
     good = EntryPoint("builtin", "studio.layers:register", registry.ENTRY_POINT_GROUP)
     bad = EntryPoint("broken", "no_such_module_xyz:register", registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [bad, good])
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [bad, good])
     cat = Catalog()
     cat.load_entry_points()
     assert "Linear" in cat
@@ -132,7 +132,7 @@ def test_a_broken_augmentation_plugin_is_reported_and_the_rest_still_load(monkey
     bad = EntryPoint("broken", "no_such_module_xyz:register", group)
 
     nameless = EntryPoint("nameless", f"{__name__}:register_nameless", group)
-    monkeypatch.setattr(augmentations, "entry_points", lambda group: [bad, nameless, good])
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [bad, nameless, good])
     cat = AugmentationCatalog()
     cat.load_entry_points()
     assert "rotation" in cat and cat.names()[0] == "horizontal_flip", "built-ins load first"

@@ -11,15 +11,11 @@ This module stays cheap to import (no torch): the settings schema is built from 
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Iterable, Iterator
-from importlib.metadata import entry_points
 from typing import Any
 
+from studio.plugins import PluginCatalog
 from studio.schema import Param
-
-log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "studio.augmentations"
 BUILTIN = "studio.data.augment:register"
@@ -113,60 +109,27 @@ class AugmentationType:
         }
 
 
-class AugmentationCatalog:
+class AugmentationCatalog(PluginCatalog[AugmentationType]):
     """All registered augmentation types, looked up by name, in registration order."""
 
-    def __init__(self) -> None:
-        self._types: dict[str, AugmentationType] = {}
-        self.sources: dict[str, str] = {}
-        self.failed_plugins: dict[str, str] = {}
-        self._loading_from = ""
+    what = "augmentation"
+    groups = GROUPS
+    builtin_entry = BUILTIN
 
-    def register(self, augmentation: AugmentationType, source: str = "") -> None:
+    def validate(self, augmentation: AugmentationType) -> None:
         name = augmentation.name
-        if not name:
-            raise ValueError(f"{type(augmentation).__name__} has no name")
-        if name in self._types:
-            raise ValueError(
-                f"augmentation '{name}' from {source or 'a plugin'} is already registered "
-                f"by {self.sources[name] or 'another plugin'}"
-            )
         if augmentation.kind not in KINDS:
             raise ValueError(
                 f"augmentation '{name}' has kind '{augmentation.kind}', not one of {KINDS}"
             )
-        fields = [p.name for p in augmentation.params]
-        if "enabled" not in fields:
+        if "enabled" not in [p.name for p in augmentation.params]:
             raise ValueError(f"augmentation '{name}' has no 'enabled' field")
-        self._types[name] = augmentation
-        self.sources[name] = source or self._loading_from
-
-    def get(self, name: str) -> AugmentationType | None:
-        return self._types.get(name)
 
     def __getitem__(self, name: str) -> AugmentationType:
         return self._types[name]
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._types
-
-    def __iter__(self) -> Iterator[AugmentationType]:
-        return iter(self._types.values())
-
-    def names(self) -> list[str]:
-        return list(self._types)
-
     def is_builtin(self, name: str) -> bool:
         return self.sources.get(name, "").startswith("studio:")
-
-    def by_group(self) -> dict[str, list[AugmentationType]]:
-        out: dict[str, list[AugmentationType]] = {}
-        for t in self._types.values():
-            out.setdefault(t.group, []).append(t)
-        return {
-            g: out[g]
-            for g in sorted(out, key=lambda g: GROUPS.index(g) if g in GROUPS else len(GROUPS))
-        }
 
     def section(self, builtin_only: bool = False) -> dict[str, dict[str, Param]]:
         """The `data.augmentation` schema: one sub-section per type."""
@@ -177,18 +140,7 @@ class AugmentationCatalog:
         }
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        # Built-ins first, so a plugin cannot shadow them by loading earlier.
-        eps: Iterable = sorted(entry_points(group=group), key=lambda ep: ep.value != BUILTIN)
-        for ep in eps:
-            source = f"{ep.dist.name if ep.dist else '?'}:{ep.name}"
-            self._loading_from = source
-            try:
-                ep.load()(self)
-            except Exception as err:  # a broken plugin must not take the studio down
-                self.failed_plugins[source] = f"{type(err).__name__}: {err}"
-                log.warning("augmentation plugin %s failed to load: %s", source, err)
-            finally:
-                self._loading_from = ""
+        super().load_entry_points(group)
 
 
 _catalog: AugmentationCatalog | None = None
