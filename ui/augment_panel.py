@@ -9,11 +9,10 @@ come back. Edits go through SetSettings, so they are undoable like any other set
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -28,8 +27,9 @@ from PySide6.QtWidgets import (
 
 from studio.commands import SetSettings
 from studio.data.augmentations import augmentation_catalog
-from studio.errors import ProjectError, StudioError
+from studio.errors import ProjectError
 from studio.shapes_text import describe_kind
+from ui.background import BackgroundJob
 from ui.document import DocumentModel
 from ui.forms import ParamForm
 
@@ -62,10 +62,6 @@ def load_samples(settings: dict, input_shape: tuple, seed: int, base: Path) -> d
     return {"images": x[index], "labels": y[index] if classes else None, "classes": classes}
 
 
-class _Done(QObject):
-    done = Signal(object)
-
-
 class AugmentPanel(QWidget):
     """Forms for each transform, above them the preview grid and a New draws button."""
 
@@ -75,11 +71,10 @@ class AugmentPanel(QWidget):
         self.seed = 0
         self.grid_array: np.ndarray | None = None  # the latest preview, (rows, 1+draws, C, H, W)
         self._samples: tuple[str, dict] | None = None  # (data key, samples), worker-only
-        self._thread: threading.Thread | None = None
         self._pending = False
         self._stale = True  # nothing drawn yet
-        self._signal = _Done()
-        self._signal.done.connect(self._show)
+        self._job = BackgroundJob("studio-augment-preview", self)
+        self._job.done.connect(self._show)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -219,7 +214,7 @@ class AugmentPanel(QWidget):
                 f"picture. {which}"
             )
             return
-        if self._thread is not None and self._thread.is_alive():
+        if self._job.running:
             self._pending = True  # one more round when this one ends, with the latest settings
             return
         project = self.model.project
@@ -231,29 +226,20 @@ class AugmentPanel(QWidget):
         self.new_draws.setEnabled(False)
         self._stale = False
 
-        def work():
+        def work() -> dict:
             from studio.data.augment import enabled_names, preview
-            from studio.training.threads import yield_cpus_to_workers
 
-            # A preview must not start an OpenMP team beside a training thread's.
-            yield_cpus_to_workers()
-            try:
-                if self._samples is None or self._samples[0] != key:
-                    self._samples = (key, load_samples(data, shape, seed, base))
-                s = self._samples[1]
-                grid = preview(s["images"], settings, DRAWS, draw_seed, s["labels"], s["classes"])
-                result = {"grid": grid, "plain": not enabled_names(settings)}
-            except StudioError as err:
-                result = {"error": str(err)}
-            self._signal.done.emit(result)
+            if self._samples is None or self._samples[0] != key:
+                self._samples = (key, load_samples(data, shape, seed, base))
+            s = self._samples[1]
+            grid = preview(s["images"], settings, DRAWS, draw_seed, s["labels"], s["classes"])
+            return {"grid": grid, "plain": not enabled_names(settings)}
 
-        self._thread = threading.Thread(target=work, name="studio-augment-preview", daemon=True)
-        self._thread.start()
+        self._job.start(work)
 
     def wait(self, timeout: float = 30.0) -> None:
         """Block until the preview being drawn is done (tests, closing)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._job.wait(timeout)
 
     @Slot(object)
     def _show(self, result: dict) -> None:

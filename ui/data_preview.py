@@ -6,14 +6,14 @@ OpenMP team ends with it) and only numpy arrays come back to the GUI.
 
 from __future__ import annotations
 
-import threading
+from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from studio.errors import StudioError
+from ui.background import BackgroundJob
 from ui.document import DocumentModel
 
 PER_CLASS = 6
@@ -47,10 +47,6 @@ def _as_image(sample: np.ndarray) -> np.ndarray:
     return (np.clip(array, 0, 1) * 255).astype(np.uint8)
 
 
-class _Loaded(QObject):
-    done = Signal(object)
-
-
 class DataPreview(QGroupBox):
     def __init__(self, model: DocumentModel, parent: QWidget | None = None):
         super().__init__("Preview", parent)
@@ -66,9 +62,8 @@ class DataPreview(QGroupBox):
         layout.addWidget(self.button)
         layout.addWidget(self.report)
         layout.addWidget(self.grid_host)
-        self._signal = _Loaded()
-        self._signal.done.connect(self._show)
-        self._thread: threading.Thread | None = None
+        self._job = BackgroundJob("studio-data-preview", self)
+        self._job.done.connect(self._show)
 
     def load(self) -> None:
         analysis = self.model.analysis
@@ -81,27 +76,11 @@ class DataPreview(QGroupBox):
         self.button.setEnabled(False)
         self.report.setText("Loading…")
 
-        def work():
-            from pathlib import Path
-
-            from studio.training.threads import yield_cpus_to_workers
-
-            # A preview must not start an OpenMP team beside a training thread's.
-            yield_cpus_to_workers()
-            try:
-                result = sample_grid(
-                    dict(project.data), tuple(shape), project.training["seed"], base or Path.cwd()
-                )
-            except StudioError as err:
-                result = {"error": str(err)}
-            self._signal.done.emit(result)
-
-        self._thread = threading.Thread(target=work, name="studio-data-preview", daemon=True)
-        self._thread.start()
+        data, seed = dict(project.data), project.training["seed"]
+        self._job.start(lambda: sample_grid(data, tuple(shape), seed, base or Path.cwd()))
 
     def wait(self, timeout: float = 30.0) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._job.wait(timeout)
 
     @Slot(object)
     def _show(self, result: dict) -> None:
