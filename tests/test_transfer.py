@@ -4,7 +4,7 @@ fit the backbone, and applying a strategy is one undoable edit of every backbone
 from __future__ import annotations
 
 import pytest
-from support import net, project_of
+from support import ROOT, net, project_of
 
 from studio.commands import Command
 from studio.registry import catalog
@@ -158,3 +158,21 @@ def test_a_strategy_names_what_it_cannot_apply_to():
     )
     with pytest.raises(TransferError, match="no backbone node"):
         strategy_command(plain, "feature_extraction")
+
+
+def test_a_backbone_on_a_plain_chain_becomes_the_transfer_template_in_one_undo():
+    from studio.analysis import analyze
+    from studio.projectfile import load_project
+    from studio.transfer_edits import backbone_template
+
+    project = load_project(ROOT / "resources" / "examples" / "digits_mlp.json")
+    before = project.to_dict()
+    command, node_id = backbone_template(project, "ResNet18")
+    command.redo()
+    network = project.network
+    assert network.nodes["image"].params["shape"] == [3, 224, 224]  # from the weights
+    assert project.data["scaling"] == "imagenet"
+    analysis = analyze(network)
+    assert analysis.ok and analysis.order == ["image", node_id, analysis.output_id]
+    command.undo()
+    assert project.to_dict() == before

@@ -27,6 +27,7 @@ from studio.report import human_count
 from studio.settings import DATA, TRAINING
 from studio.training.runs import Run
 from studio.training.setup import pick_device
+from studio.transfer_edits import TransferEditError, use_run_as_backbone
 from ui.augment_panel import AugmentPanel
 from ui.canvas import GraphCanvas
 from ui.data_preview import DataPreview
@@ -42,7 +43,6 @@ from ui.settings_panel import SettingsPanel
 from ui.strategy_dialog import StrategyDialog
 from ui.theme import RESOURCES, apply_theme, icon, is_dark
 from ui.training import TrainingController
-from ui.transfer_edits import TransferEditError, use_run_as_backbone
 
 EXAMPLES = RESOURCES / "examples"
 MAX_RECENT = 8

@@ -20,13 +20,13 @@ from studio.errors import ProjectError
 from studio.layout import COLUMN_WIDTH
 from studio.layout import auto_layout as layout_positions
 from studio.registry import catalog
+from studio.transfer_edits import backbone_template, plain_chain
 from ui.canvas import clipboard, style
 from ui.canvas.edge_item import DragLine, EdgeItem
 from ui.canvas.node_item import NodeItem
 from ui.canvas.port_item import IN, OUT, PortItem
 from ui.canvas.scene import GraphScene
 from ui.stages import is_backbone
-from ui.transfer_edits import backbone_template, plain_chain
 
 LAYER_MIME = "application/x-studio-layer"
 
