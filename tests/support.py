@@ -29,3 +29,30 @@ def chain(*nodes: dict) -> Network:
 
 def project_of(network: Network) -> Project:
     return Project(name="test", network=network)
+
+
+def train_stopped_and_resumed(path: Path, sets: list[str], runs: Path, stop_after: int = 30):
+    """Train a project whole; train it again, stopped after `stop_after` steps, and resume
+    that run. Returns (whole, stopped, resumed) outcomes, for exact-resume checks."""
+    import threading
+
+    from studio.projectfile import load_project
+    from studio.training.runs import Run
+    from studio.training.session import train
+
+    whole = train(load_project(path, sets), runs_root=runs)
+    stop, seen = threading.Event(), [0]
+
+    def stop_midway(event):
+        if event["type"] == "steps":
+            seen[0] += len(event["step"])
+            if seen[0] >= stop_after:
+                stop.set()
+
+    part = train(
+        load_project(path, sets), runs_root=runs, stop=stop, listeners=[stop_midway], emit_hz=0
+    )
+    resumed = None
+    if part.result.status == "stopped":
+        resumed = train(None, runs_root=runs, resume=Run.open(runs, part.run.id))
+    return whole, part, resumed

@@ -6,12 +6,11 @@ train with soft labels."""
 from __future__ import annotations
 
 import copy
-import threading
 
 import numpy as np
 import pytest
 import torch
-from support import EXAMPLES
+from support import EXAMPLES, train_stopped_and_resumed
 
 from studio.data.augment import build_augmentation, preview
 from studio.data.augment_builtins import (
@@ -25,8 +24,6 @@ from studio.data.sources import DataError
 from studio.projectfile import load_project
 from studio.settings import DATA, defaults
 from studio.training.engine import Trainer
-from studio.training.runs import Run
-from studio.training.session import train
 from studio.training.setup import correct_count, loss_function
 from studio.vision import torchvision
 from studio.weights import read_state_dict
@@ -284,20 +281,8 @@ def test_an_augmented_run_resumes_exactly(tmp_path):
         "data.augmentation.random_erasing.enabled=true",
         "data.augmentation.mixup.enabled=true",
     ]
-    whole = train(load_project(CNN, sets), runs_root=tmp_path)
-    stop, seen = threading.Event(), [0]
-
-    def stop_midway(event):
-        if event["type"] == "steps":
-            seen[0] += len(event["step"])
-            if seen[0] >= 30:  # mid-epoch 2
-                stop.set()
-
-    part = train(
-        load_project(CNN, sets), runs_root=tmp_path, stop=stop, listeners=[stop_midway], emit_hz=0
-    )
+    whole, part, resumed = train_stopped_and_resumed(CNN, sets, tmp_path)  # mid-epoch 2
     assert part.result.status == "stopped"
-    resumed = train(None, runs_root=tmp_path, resume=Run.open(tmp_path, part.run.id))
     a = read_state_dict(whole.run.path / "checkpoints" / "last.safetensors")
     b = read_state_dict(resumed.run.path / "checkpoints" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

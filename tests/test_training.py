@@ -3,12 +3,10 @@ it stops cleanly on divergence, and its settings do what they say."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
-from support import EXAMPLES
+from support import EXAMPLES, train_stopped_and_resumed
 
 from studio.projectfile import load_project
 from studio.training.callbacks import ReduceLROnPlateau
@@ -108,20 +106,8 @@ def test_stop_and_resume_give_the_same_weights_as_one_run(tmp_path):
         "training.schedule.name=one_cycle",
         "training.batch_size=64",
     ]
-    whole = train(load_project(MLP, sets), runs_root=tmp_path)
-    stop, seen = threading.Event(), [0]
-
-    def stop_midway(event):
-        if event["type"] == "steps":
-            seen[0] += len(event["step"])
-            if seen[0] >= 30:  # mid-epoch 2
-                stop.set()
-
-    part = train(
-        load_project(MLP, sets), runs_root=tmp_path, stop=stop, listeners=[stop_midway], emit_hz=0
-    )
+    whole, part, resumed = train_stopped_and_resumed(MLP, sets, tmp_path)  # mid-epoch 2
     assert part.result.status == "stopped" and 0 < part.result.steps < whole.result.steps
-    resumed = train(None, runs_root=tmp_path, resume=Run.open(tmp_path, part.run.id))
     assert resumed.result.status == "completed" and resumed.result.steps == whole.result.steps
     a = read_state_dict(whole.run.path / "checkpoints" / "last.safetensors")
     b = read_state_dict(resumed.run.path / "checkpoints" / "last.safetensors")

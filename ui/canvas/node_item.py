@@ -406,20 +406,15 @@ class NodeItem(QGraphicsItem):
                     name,
                 )
             y += style.LINE_HEIGHT
-        if face.key_line:
-            painter.setFont(s.body_font)
-            painter.setPen(s.text if not face.frozen else s.text_dim)
-            text = QFontMetricsF(s.body_font).elidedText(face.key_line, Qt.ElideRight, width)
-            painter.drawText(
-                QRectF(rect.left() + pad, y, width, style.LINE_HEIGHT),
-                Qt.AlignLeft | Qt.AlignVCenter,
-                text,
-            )
-            y += style.LINE_HEIGHT
-        if face.option_line:
-            painter.setFont(s.small_font)
-            painter.setPen(s.text_dim)
-            text = QFontMetricsF(s.small_font).elidedText(face.option_line, Qt.ElideRight, width)
+        for line, font, pen in (
+            (face.key_line, s.body_font, s.text if not face.frozen else s.text_dim),
+            (face.option_line, s.small_font, s.text_dim),
+        ):
+            if not line:
+                continue
+            painter.setFont(font)
+            painter.setPen(pen)
+            text = QFontMetricsF(font).elidedText(line, Qt.ElideRight, width)
             painter.drawText(
                 QRectF(rect.left() + pad, y, width, style.LINE_HEIGHT),
                 Qt.AlignLeft | Qt.AlignVCenter,
