@@ -38,10 +38,19 @@ class Spec:
     # Keys in the weight files that are dropped on purpose besides the classifier's.
     dropped: tuple[str, ...] = ()
     build_kwargs: dict = field(default_factory=dict)
+    # Every stage's output comes out of a ReLU (ResNet blocks, VGG's conv blocks and hidden
+    # FCs, Inception's concatenated ReLU branches), so their dead units can be counted.
+    # MobileNet, EfficientNet and ConvNeXt stages end in linear bottlenecks or norms.
+    rectified: bool = False
 
     @property
     def stage_names(self) -> list[str]:
         return [name for name, _ in self.stages]
+
+    @property
+    def stage_activations(self) -> list[str]:
+        """Per stage, "relu" when its output comes out of a ReLU, else ""."""
+        return ["relu" if self.rectified else ""] * len(self.stages)
 
 
 def _features(*indices: int) -> tuple[str, ...]:
@@ -74,9 +83,9 @@ def _split(lengths: list[int]) -> list[range]:
 SPECS: dict[str, Spec] = {
     spec.type_name: spec
     for spec in (
-        Spec("ResNet18", "resnet18", "ResNet-18", _RESNET_STAGES, "fc", 512, 1),
-        Spec("ResNet34", "resnet34", "ResNet-34", _RESNET_STAGES, "fc", 512, 1),
-        Spec("ResNet50", "resnet50", "ResNet-50", _RESNET_STAGES, "fc", 2048, 1),
+        Spec("ResNet18", "resnet18", "ResNet-18", _RESNET_STAGES, "fc", 512, 1, rectified=True),
+        Spec("ResNet34", "resnet34", "ResNet-34", _RESNET_STAGES, "fc", 512, 1, rectified=True),
+        Spec("ResNet50", "resnet50", "ResNet-50", _RESNET_STAGES, "fc", 2048, 1, rectified=True),
         # VGG-BN blocks: (conv, BN, ReLU) × n then MaxPool.
         Spec(
             "VGG11_BN",
@@ -86,6 +95,7 @@ SPECS: dict[str, Spec] = {
             "classifier.6",
             4096,
             32,
+            rectified=True,
         ),
         Spec(
             "VGG16_BN",
@@ -95,6 +105,7 @@ SPECS: dict[str, Spec] = {
             "classifier.6",
             4096,
             32,
+            rectified=True,
         ),
         # MobileNet/EfficientNet: `features` grouped by the resolution they work at; the
         # last 1×1 conv (and the hidden classifier Linear where there is one) is "top".
@@ -162,6 +173,7 @@ SPECS: dict[str, Spec] = {
             # The ImageNet file also holds the two auxiliary classifiers, unused here.
             dropped=("aux1.", "aux2."),
             build_kwargs={"aux_logits": False, "init_weights": True},
+            rectified=True,
         ),
         Spec(
             "ConvNeXtTiny",
@@ -202,10 +214,13 @@ class Backbone(nn.Module):
         stages: list[tuple[str, list[str]]],
         freeze_point: int = 0,
         update_frozen_bn: bool = False,
+        stage_activations: list[str] | None = None,
     ):
         super().__init__()
         self.net = net
         self.stage_names: list[str] = [name for name, _ in stages]
+        # Per stage, the activation its output comes out of ("relu", or "" for none known).
+        self.stage_activations = stage_activations or [""] * len(stages)
         # Paths only: registering the stage modules again would list them twice.
         self._stage_paths: list[list[str]] = [list(paths) for _, paths in stages]
         self.update_frozen_bn = update_frozen_bn

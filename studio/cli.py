@@ -130,6 +130,31 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument(
         "--device", choices=("auto", "cpu", "cuda", "mps"), help="override training.device"
     )
+    diagnose.add_argument(
+        "--fix",
+        metavar="OUT",
+        help="write the project with every finding's suggested fix applied to OUT (.json)",
+    )
+
+    lr_find = project_command(
+        "lr-find",
+        "Find a learning rate: a short sweep from tiny to huge rates on a copy of the model "
+        "(Smith's range test, as fastai's lr_find); suggests a rate and a range.",
+        run_lr_find,
+    )
+    lr_find.add_argument(
+        "--steps", type=int, default=200, help="steps of the sweep (default 200)"
+    )
+    lr_find.add_argument(
+        "--start-lr", type=float, default=1e-7, help="first learning rate (default 1e-7)"
+    )
+    lr_find.add_argument(
+        "--end-lr", type=float, default=10.0, help="last learning rate (default 10)"
+    )
+    lr_find.add_argument(
+        "--device", choices=("auto", "cpu", "cuda", "mps"), help="override training.device"
+    )
+    lr_find.add_argument("--quiet", action="store_true", help="no progress bar")
 
     runs = sub.add_parser("runs", help="List training runs and their headline numbers.")
     runs.add_argument(
@@ -317,9 +342,17 @@ def run_diagnose(args) -> int:
     project = _load(args)
     if args.steps < 0:
         raise StudioError("--steps must be 0 or more.")
+    if args.fix and Path(args.fix).resolve() == Path(args.project).resolve():
+        raise StudioError(
+            f"--fix would overwrite the project '{args.project}'; give another file to write."
+        )
     report = probe(project, args.steps, Path(args.project).resolve().parent, args.device)
+    fixed = _write_fixed(project, report.findings, args.fix) if args.fix else None
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
+        out = report.to_dict()
+        if fixed is not None:
+            out["fix"] = {"path": args.fix, "changes": fixed}
+        print(json.dumps(out, indent=2, default=str))
         return EXIT_OK
     print(
         f"{project.name}: {args.steps} steps probed; loss {report.loss_first:.4g} → {report.loss_last:.4g}\n"
@@ -331,6 +364,80 @@ def run_diagnose(args) -> int:
     )
     for f in report.findings:
         print(f"  ! {f.title} (step {f.step + 1}): {f.message}\n    → {f.remedy}")
+    if fixed is not None:
+        if fixed:
+            print(f"\nWrote {args.fix} with the suggested fixes:")
+            for line in fixed:
+                print(f"  {line}")
+        else:
+            print(f"\nWrote {args.fix} unchanged: no finding suggests a change.")
+    return EXIT_OK
+
+
+def _write_fixed(project, findings, path: str) -> list[str]:
+    from studio.fixes import apply_findings
+    from studio.projectfile import save_project
+
+    fixed = project.copy()
+    changes = apply_findings(fixed, findings)
+    fixed.name = Path(path).stem
+    try:
+        save_project(fixed, path)
+    except OSError as err:
+        raise StudioError(f"Cannot write '{path}': {err.strerror or err}.") from None
+    return changes
+
+
+def run_lr_find(args) -> int:
+    from tqdm import tqdm
+
+    from studio.training.lr_find import find_lr
+
+    project = _load(args)
+    bars: list[tqdm] = []  # made at the first step, so building the model is not in its ETA
+
+    def progress(step, steps, lr, loss):
+        if not bars:
+            bars.append(
+                tqdm(
+                    total=steps,
+                    unit="step",
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                    disable=args.quiet or args.json,
+                    desc=f"{project.name}: learning-rate sweep",
+                )
+            )
+        bars[0].update(step - bars[0].n)
+        bars[0].set_postfix({"lr": f"{lr:.2g}", "loss": f"{loss:.4f}"}, refresh=False)
+
+    try:
+        result = find_lr(
+            project,
+            base=Path(args.project).resolve().parent,
+            device=args.device,
+            start_lr=args.start_lr,
+            end_lr=args.end_lr,
+            steps=args.steps,
+            progress=progress,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    if args.json:
+        print(json.dumps({"ok": True, **result.to_dict()}, indent=2))
+        return EXIT_OK
+    current = project.training["optimizer"]["lr"]
+    print(
+        f"{project.name}: {len(result.losses)} steps from {result.lrs[0]:.2g} to "
+        f"{result.lrs[-1]:.2g} in {result.seconds:.1f} s ({result.stopped})."
+    )
+    print(result.summary())
+    print(
+        f"Steepest descent at {result.steepest:.2g}; lowest loss's rate / 10: "
+        f"{result.minimum_tenth:.2g}. The project uses {current:g}; to try the suggestion: "
+        f"--set training.optimizer.lr={result.suggestion:.2g}"
+    )
     return EXIT_OK
 
 

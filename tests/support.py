@@ -31,6 +31,57 @@ def project_of(network: Network) -> Project:
     return Project(name="test", network=network)
 
 
+def mlp_project(
+    depth: int,
+    width: int,
+    activation: str,
+    initializer: dict,
+    normalization: str = "none",
+    optimizer: dict | None = None,
+    **training,
+) -> Project:
+    """A chain on the 8×8 digits: Flatten, `depth` Linear layers alike, a 10-class head."""
+    hidden = [
+        {
+            "id": f"dense{i}",
+            "type": "Linear",
+            "params": {"out_features": width},
+            "initializer": initializer,
+            "normalization": {"kind": normalization},
+            "activation": activation,
+        }
+        for i in range(1, depth + 1)
+    ]
+    project = project_of(
+        chain(
+            {"id": "image", "type": "Input", "params": {"shape": [1, 8, 8]}},
+            {"id": "flatten", "type": "Flatten"},
+            *hidden,
+            {"id": "classes", "type": "Output", "params": {"units": 10}},
+        )
+    )
+    project.name = f"mlp{depth}_{activation}_{initializer['name']}"
+    project.training["optimizer"].update(optimizer or {"name": "adam", "lr": 1e-3})
+    project.training.update(training)
+    return project
+
+
+def image_folder(root: Path, classes: int = 3, per_class: int = 12, size: int = 64) -> Path:
+    """Generated PNGs. Class c: a bright square in one of three places, on noise."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"class_{c}").mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            at = 8 + c * (size // 4)
+            pixels[at : at + size // 4, at : at + size // 4, c % 3] = 255
+            Image.fromarray(pixels).save(root / f"class_{c}" / f"{i}.png")
+    return root
+
+
 def train_stopped_and_resumed(path: Path, sets: list[str], runs: Path, stop_after: int = 30):
     """Train a project whole; train it again, stopped after `stop_after` steps, and resume
     that run. Returns (whole, stopped, resumed) outcomes, for exact-resume checks."""

@@ -1,6 +1,6 @@
 """Diagnosis: the studio names vanishing and exploding gradients, saturation, dead units,
-a bad learning rate and overfitting, suggests a change in its own controls, and stays
-quiet on healthy networks."""
+a bad learning rate, divergence and overfitting, names what in the network causes them,
+suggests a change that covers the whole cause, and stays quiet on healthy networks."""
 
 from __future__ import annotations
 
@@ -8,27 +8,42 @@ import json
 
 import numpy as np
 import pytest
-from support import EXAMPLES
+import torch
+from support import EXAMPLES, chain, image_folder, mlp_project
 
 from studio.cli import main
+from studio.document import Project
 from studio.projectfile import load_project
-from studio.training.diagnosis import Diagnosis
+from studio.training.callbacks import Callback
+from studio.training.causes import vanishing_cause
+from studio.training.diagnosis import Diagnosis, Finding, combined_fix
+from studio.training.engine import Trainer
 from studio.training.probe import probe
+from studio.training.session import train
 
 BY_NAME = {p.stem: p for p in EXAMPLES}
 
 
-def test_the_deep_sigmoid_network_has_vanishing_gradients_within_50_steps():
-    report = probe(load_project(BY_NAME["deep_sigmoid_mlp"]), steps=50)
+def test_the_deep_sigmoid_network_has_vanishing_gradients_fixed_in_all_20_layers():
+    report = probe(load_project(BY_NAME["deep_sigmoid_mlp"]), steps=20)
     vanishing = next(f for f in report.findings if f.kind == "vanishing_gradients")
-    assert vanishing.step <= 50
     assert vanishing.layers[0] == "dense1" and len(vanishing.layers) >= 10
-    assert "sigmoid" in vanishing.message and "Kaiming" in vanishing.remedy
-    fix = vanishing.fix["nodes"]["dense1"]
-    assert fix["activation"] == "relu" and fix["initializer"]["name"] == "kaiming_normal"
-    assert fix["normalization"]["kind"] == "batch"
-    ratios = {row["layer"]: row["grad_vs_output"] for row in report.layers}
-    assert ratios["dense1"] < 1e-6 < ratios["dense20"]
+    assert "sigmoid" in vanishing.message and "normal init (std 0.1)" in vanishing.message
+    # The fix covers the pattern, not only the flagged layers: all 20 sigmoid layers.
+    assert sorted(vanishing.fix["nodes"]) == sorted(f"dense{i}" for i in range(1, 21))
+    for changes in vanishing.fix["nodes"].values():
+        assert changes["activation"] == "relu"
+        assert changes["initializer"]["name"] == "kaiming_normal"
+        assert changes["normalization"]["kind"] == "batch"
+    rows = {row["layer"]: row for row in report.layers}
+    assert rows["dense1"]["grad_vs_output"] < 1e-6 < rows["dense20"]["grad_vs_output"]
+    assert rows["dense1"]["backprop_vs_output"] < 1e-6 < rows["dense20"]["backprop_vs_output"]
+    # Its saturated layers belong to the same cause: no second, conflicting fix.
+    assert "saturation" not in {f.kind for f in report.findings}
+
+
+def relu30(init: str) -> Project:
+    return mlp_project(30, 256, "relu", {"name": init})
 
 
 @pytest.mark.parametrize(
@@ -40,38 +55,138 @@ def test_the_deep_sigmoid_network_has_vanishing_gradients_within_50_steps():
         "residual_cnn",
         "inception_block",
         "digits_lstm",
+        "relu30_kaiming_no_norm",
     ],
 )
-def test_healthy_examples_raise_no_finding(name):
-    report = probe(load_project(BY_NAME[name]), steps=60)
+def test_healthy_networks_raise_no_finding(name):
+    project = relu30("kaiming_normal") if name.startswith("relu30") else load_project(BY_NAME[name])
+    report = probe(project, steps=60)
     assert report.findings == []
     assert report.loss_last < report.loss_first
 
 
-def test_applying_the_suggested_fix_makes_the_deep_network_healthy():
-    project = load_project(BY_NAME["deep_sigmoid_mlp"])
-    vanishing = next(f for f in probe(project, steps=5).findings if f.kind == "vanishing_gradients")
-    for node_id, changes in vanishing.fix["nodes"].items():
-        node = project.network.nodes[node_id]
-        node.activation = changes["activation"]
-        node.initializer = {**changes["initializer"]}
-        node.normalization = {**node.normalization, **changes["normalization"]}
-    after = probe(project, steps=40)
-    assert not any(f.kind == "vanishing_gradients" for f in after.findings)
-
-
-def test_a_learning_rate_of_10_is_called_out_and_training_stops(capsys):
-    code = main(
-        ["diagnose", str(BY_NAME["digits_mlp"]), "--set", "training.optimizer.lr=10", "--json"]
+def test_a_resnet18_from_scratch_on_generated_images_raises_no_finding(tmp_path):
+    project = Project(
+        name="resnet18_scratch",
+        network=chain(
+            {"id": "image", "type": "Input", "params": {"shape": [3, 32, 32]}},
+            {"id": "backbone", "type": "ResNet18", "params": {"weights": "none", "freeze_point": 0}},
+            {"id": "classes", "type": "Output", "params": {"units": 4}},
+        ),
     )
+    folder = image_folder(tmp_path / "images", classes=4, per_class=40, size=32)
+    project.data.update(source="image_folder", path=str(folder), validation=0.0)
+    project.training.update(batch_size=16)
+    report = probe(project, steps=16)
+    assert report.findings == []
+    rows = {row["layer"]: row for row in report.layers}
+    # Every stage reports its signal, and its dead units over whole windows of samples.
+    for stage in ("stem", "layer1", "layer2", "layer3", "layer4"):
+        row = rows[f"backbone.{stage}"]
+        assert row["backprop_rms"] > 0 and row["forward_rms"] > 0
+        assert row["dead"] < 0.5 and row["dead_samples"] >= 256
+
+
+def test_dead_units_from_a_negative_init_are_named_with_their_cause():
+    report = probe(load_project(BY_NAME["dead_relu_mlp"]), steps=10)
+    (dead,) = report.findings
+    assert dead.kind == "dead_relu" and dead.layers == ["dense1", "dense2", "dense3"]
+    assert dead.evidence["samples"] >= 256 and dead.evidence["first_step"] == 0
+    assert "mean -0.1" in dead.message and "learning rate" not in dead.remedy + dead.message
+    assert all(c["initializer"]["name"] == "kaiming_normal" for c in dead.fix["nodes"].values())
+
+
+def test_dead_units_are_judged_over_windows_of_samples_not_one_batch():
+    # 30 Kaiming ReLU layers: some units sit at zero for any 8 samples, few for 256.
+    report = probe(relu30("kaiming_normal"), steps=8)
+    dead = [row["dead"] for row in report.layers if "dead" in row]
+    assert len(dead) == 30 and max(dead) < 0.5
+    assert all(row["dead_samples"] >= 256 for row in report.layers if "dead" in row)
+
+
+def test_a_learning_rate_of_1e_6_is_too_low_and_the_fix_raises_it_by_decades(capsys):
+    code = main(["diagnose", str(BY_NAME["lr_too_low_sgd"]), "--steps", "220", "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    kinds = {f["kind"] for f in report["findings"]}
-    assert kinds & {"lr_too_high", "exploding_gradients"}
-    finding = next(
-        f for f in report["findings"] if f["kind"] in ("lr_too_high", "exploding_gradients")
+    (low,) = report["findings"]
+    assert low["kind"] == "lr_too_low" and low["evidence"]["update_ratio"] < 1e-5
+    assert low["fix"]["training"]["optimizer.lr"] >= 1e-6 * 100
+    assert "lr-find" in low["remedy"]
+
+
+def test_training_at_1e_6_is_called_a_low_learning_rate_not_underfitting():
+    project = load_project(BY_NAME["lr_too_low_sgd"], ["training.epochs=6"])
+    kinds = [f.kind for f in train(project, runs_root=None).findings]
+    assert kinds == ["lr_too_low"]
+
+
+def test_a_slow_but_learning_sgd_run_is_not_a_learning_rate_too_low():
+    project = load_project(BY_NAME["lr_too_low_sgd"], ["training.optimizer.lr=0.003"])
+    assert probe(project, steps=220).findings == []
+
+
+class Weights(Callback):
+    """The model's weights after `steps` updates."""
+
+    def __init__(self, steps: int):
+        self.steps, self.state = steps, None
+
+    def on_step_end(self, trainer, step):
+        if step + 1 == self.steps:
+            self.state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+@pytest.mark.parametrize("lr", ["10", "5"])
+def test_divergence_stops_at_the_same_step_every_run_and_keeps_the_last_proven_weights(lr):
+    sets = [f"training.optimizer.lr={lr}", "training.deterministic=true"]
+    stops, trainers = set(), []
+    for emit_hz in (0, 30, 1e6):  # the listener's timing must not matter
+        events = []
+        trainer = Trainer(load_project(BY_NAME["lr_too_high_sgd"], sets), emit_hz=emit_hz)
+        trainer.listeners.append(events.append)
+        assert trainer.fit().status == "diverged"
+        (diverged,) = [e for e in events if e["type"] == "diverged"]
+        stops.add((diverged["step"], diverged["restored_step"]))
+        trainers.append(trainer)
+    ((step, restored),) = stops
+    assert restored < step
+    # The weights left in the model are exactly those after `restored` sound updates.
+    if restored:
+        replay = Weights(restored)
+        Trainer(load_project(BY_NAME["lr_too_high_sgd"], sets), callbacks=[replay]).fit()
+        expected = replay.state
+    else:
+        expected = Trainer(load_project(BY_NAME["lr_too_high_sgd"], sets)).model.state_dict()
+    for key, value in trainers[0].model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+
+
+def test_every_finding_of_a_run_suggests_the_same_learning_rate():
+    diagnosis = Diagnosis(load_project(BY_NAME["digits_mlp"]))
+    diagnosis({"type": "start", "layers": ["a", "b", "c", "d"], "layer_params": [10] * 4})
+    diagnosis(
+        {
+            "type": "gradients",
+            "step": np.array([4]),
+            "norms": np.array([[np.nan, 1.0, 1.0, 1.0]]),
+        }
     )
-    assert finding["stop"] and finding["fix"]["training"]["optimizer.lr"] < 10
+    diagnosis({"type": "steps", "step": np.arange(40), "loss": np.linspace(2, 9, 40)})
+    suggested = {f.fix["training"]["optimizer.lr"] for f in diagnosis.findings}
+    assert [f.kind for f in diagnosis.findings] == ["exploding_gradients", "lr_too_high"]
+    assert len(suggested) == 1
+
+
+def test_vanishing_advice_never_repeats_what_a_layer_already_has():
+    project = mlp_project(4, 16, "relu", {"name": "kaiming_normal"})
+    nodes = [project.network.nodes[f"dense{i}"] for i in range(1, 5)]
+    cure = vanishing_cause(nodes, 4)
+    assert "already use Kaiming" in cure.reason and "Kaiming" not in cure.remedy
+    assert cure.changes == {"normalization": {"kind": "batch", "position": "before_activation"}}
+    xavier = mlp_project(4, 16, "relu", {"name": "xavier_uniform"})
+    cure = vanishing_cause([xavier.network.nodes["dense1"]], 4)
+    assert "Xavier init with ReLU halves" in cure.reason
+    assert cure.changes["initializer"]["name"] == "kaiming_normal"
 
 
 def feed(diagnosis: Diagnosis, events: list[dict]) -> list[str]:
@@ -80,53 +195,78 @@ def feed(diagnosis: Diagnosis, events: list[dict]) -> list[str]:
     return [f.kind for f in diagnosis.findings]
 
 
-def test_rising_validation_loss_is_overfitting():
+def epochs(train_losses, val_losses):
+    return [
+        {
+            "type": "epoch",
+            "epoch": i + 1,
+            "step": 10 * (i + 1),
+            "train_loss": t,
+            "val_loss": v,
+            "train_accuracy": 0.9,
+            "val_accuracy": 0.8,
+        }
+        for i, (t, v) in enumerate(zip(train_losses, val_losses))
+    ]
+
+
+def test_a_noisy_climb_of_the_validation_loss_is_overfitting():
     diagnosis = Diagnosis(load_project(BY_NAME["digits_mlp"]))
-    val = [1.0, 0.6, 0.5, 0.55, 0.6, 0.7]
-    train = [1.0, 0.5, 0.3, 0.2, 0.1, 0.05]
-    kinds = feed(
-        diagnosis,
-        [
-            {
-                "type": "epoch",
-                "epoch": i + 1,
-                "step": 10 * i,
-                "train_loss": t,
-                "val_loss": v,
-                "train_accuracy": 0.9,
-                "val_accuracy": 0.8,
-            }
-            for i, (t, v) in enumerate(zip(train, val))
-        ],
-    )
-    assert kinds == ["overfitting"]
+    val = [1.0, 0.5, 0.40, 0.43, 0.42, 0.47, 0.46, 0.50]
+    train_ = [1.0, 0.5, 0.3, 0.2, 0.15, 0.1, 0.08, 0.05]
+    assert feed(diagnosis, epochs(train_, val)) == ["overfitting"]
+    # Noisy training whose validation loss swings around its training loss is not.
+    noisy_train = [1.0, 0.7, 0.6, 0.66, 0.66, 0.52, 0.5, 0.5]
+    noisy_val = [0.9, 0.5, 0.33, 0.39, 0.35, 0.49, 0.45, 0.48]
+    assert feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), epochs(noisy_train, noisy_val)) == []
     finding = diagnosis.findings[0]
-    assert finding.epoch == 6 and "early stopping" in finding.remedy
     assert finding.fix["training"]["early_stopping.enabled"] is True
+    # With early stopping on, the run stops at the turn: nothing to say.
+    guarded = load_project(BY_NAME["digits_mlp"], ["training.early_stopping.enabled=true"])
+    assert feed(Diagnosis(guarded), epochs(train_, val)) == []
 
 
-def test_a_flat_loss_with_healthy_gradients_is_a_learning_rate_too_low():
+def test_a_training_loss_that_climbs_back_is_a_learning_rate_too_high():
     diagnosis = Diagnosis(load_project(BY_NAME["digits_mlp"]))
-    kinds = feed(diagnosis, [{"type": "steps", "step": np.arange(200), "loss": np.full(200, 2.30)}])
-    assert kinds == ["lr_too_low"]
-    assert diagnosis.findings[0].fix["training"]["optimizer.lr"] == pytest.approx(0.01)
+    kinds = feed(diagnosis, epochs([2.0, 1.2, 0.8, 0.7, 0.9, 1.2], [1.0] * 6))
+    assert kinds == ["lr_too_high"]
+    assert diagnosis.findings[0].fix["training"]["optimizer.lr"] < diagnosis.lr
 
 
-def test_saturated_tanh_and_dead_relu_layers_are_named():
+def test_a_model_at_chance_is_not_learning_rather_than_too_small():
     diagnosis = Diagnosis(load_project(BY_NAME["digits_mlp"]))
-    event = {
-        "type": "activations",
-        "step": np.array([1, 2]),
-        "layers": ["hidden1", "hidden2"],
-        "kinds": ["tanh", "relu"],
-        "mean": np.zeros((2, 2)),
-        "std": np.ones((2, 2)),
-        "saturated_or_dead": np.array([[0.8, 0.7], [0.9, 0.75]]),
-    }
-    kinds = feed(diagnosis, [event])
-    assert sorted(kinds) == ["dead_relu", "saturation"]
-    dead = next(f for f in diagnosis.findings if f.kind == "dead_relu")
-    assert dead.layers == ["hidden2"] and dead.fix["nodes"]["hidden2"]["activation"] == "leaky_relu"
+    stuck = [dict(e, train_accuracy=0.1) for e in epochs([2.3] * 6, [2.3] * 6)]
+    assert feed(diagnosis, stuck) == ["not_learning"]
+    low = Diagnosis(load_project(BY_NAME["digits_mlp"]))
+    plateau = [dict(e, train_accuracy=0.45) for e in epochs([1.5] * 6, [1.5] * 6)]
+    assert feed(low, plateau) == ["underfitting"]
+    assert "learning rate" not in low.findings[0].remedy
+
+
+def test_combined_fixes_let_the_more_fundamental_finding_win():
+    def finding(kind, nodes, training=None):
+        return Finding(
+            kind=kind,
+            severity="warning",
+            step=0,
+            title=kind,
+            message="",
+            remedy="",
+            fix={"nodes": nodes, "training": training or {}},
+        )
+
+    fix = combined_fix(
+        [
+            finding("saturation", {"d1": {"initializer": {"name": "xavier_normal"}}}),
+            finding(
+                "vanishing_gradients",
+                {"d1": {"initializer": {"name": "kaiming_normal"}, "activation": "relu"}},
+            ),
+            finding("diverged", {}, {"optimizer.lr": 0.1}),
+        ]
+    )
+    assert fix["nodes"]["d1"] == {"initializer": {"name": "kaiming_normal"}, "activation": "relu"}
+    assert fix["training"] == {"optimizer.lr": 0.1}
 
 
 def test_quiet_when_nothing_is_wrong():
@@ -137,6 +277,15 @@ def test_quiet_when_nothing_is_wrong():
     events += [
         {"type": "gradients", "step": np.array([i]), "norms": np.array([[1.0, 1.1, 0.9, 0.3]])}
         for i in range(30)
+    ]
+    events += [
+        {
+            "type": "flow",
+            "step": np.array([i]),
+            "backprop_rms": np.array([[0.8, 0.9, 1.0, 3.0]]),
+            "forward_rms": np.ones((1, 4)),
+        }
+        for i in range(5)
     ]
     events += [{"type": "steps", "step": np.arange(300), "loss": np.linspace(2.3, 0.2, 300)}]
     assert feed(diagnosis, events) == []

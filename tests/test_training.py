@@ -123,8 +123,7 @@ def test_a_nan_loss_stops_within_a_step_and_keeps_finite_weights(tmp_path):
     )
     outcome = train(project, runs_root=tmp_path)
     assert outcome.result.status == "diverged"
-    kinds = {f.kind for f in outcome.findings}
-    assert kinds & {"exploding_gradients", "lr_too_high"}
+    assert "diverged" in {f.kind for f in outcome.findings}
     weights = read_state_dict(outcome.run.path / "checkpoints" / "last.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
     assert outcome.result.steps < 3 * 23
@@ -286,7 +285,7 @@ def test_a_nan_batch_stops_training_and_leaves_a_model_that_works(bad_batch, lat
     assert result.status == "diverged" and result.epochs == 0
     (diverged,) = [e for e in events if e["type"] == "diverged"]
     assert diverged["step"] == bad_batch
-    assert ("were restored" if late else "were kept") in result.reason
+    assert "were restored" in result.reason
     # The weights (and BatchNorm statistics) are ones that gave finite losses: the model works.
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert all(torch.isfinite(b).all() for b in trainer.model.buffers() if b.is_floating_point())

@@ -3,10 +3,8 @@ steps with the early stages frozen, export to ONNX checked by onnxruntime."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from PIL import Image
-from support import chain
+from support import chain, image_folder
 
 from studio.analysis import analyze
 from studio.builder import build_model
@@ -17,19 +15,6 @@ from studio.training.session import train
 from studio.weights import load_weights
 
 FREEZE = 3  # stem, layer1, layer2 frozen; layer3, layer4 and the head train
-
-
-def image_folder(root, classes=3, per_class=12, size=64):
-    """Class c: a bright square in one of three places, on noise."""
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        (root / f"class_{c}").mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-            at = 8 + c * 16
-            pixels[at : at + 16, at : at + 16, c] = 255
-            Image.fromarray(pixels).save(root / f"class_{c}" / f"{i}.png")
-    return root
 
 
 def resnet_project(folder) -> Project:

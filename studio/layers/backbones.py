@@ -105,7 +105,13 @@ class TorchvisionBackbone(LayerType):
         spec = self.spec
         net = build_torchvision(spec, transform_input=params["weights"] != "none")
         stages = [(name, list(paths)) for name, paths in spec.stages]
-        module = Backbone(net, stages, params["freeze_point"], params["update_frozen_bn"])
+        module = Backbone(
+            net,
+            stages,
+            params["freeze_point"],
+            params["update_frozen_bn"],
+            stage_activations=spec.stage_activations,
+        )
         # The analysis builds on the meta device: no files there.
         if params["weights"] != "none" and not is_meta() and pretrained.loading_enabled():
             module.weights_report = self._load(net, params)
@@ -145,6 +151,15 @@ class TorchvisionBackbone(LayerType):
         if weights == "file":
             weights = Path(params["weights_file"]).name or "file"
         return f"{weights}, freeze {params['freeze_point']}/{len(self.spec.stages)}"
+
+
+def _ends_in_relu(block: nn.Module) -> str:
+    """"relu" when a studio block's output is its ReLU's (dropout after it keeps zeros
+    zero; a normalization after it does not)."""
+    act = getattr(block, "act", None)
+    if isinstance(act, nn.ReLU) and not (block.norm is not None and block.norm_after_activation):
+        return "relu"
+    return ""
 
 
 def _torchvision_type(type_name: str) -> type[TorchvisionBackbone]:
@@ -229,7 +244,15 @@ class RunBackbone(LayerType):
                 replaced="head replaced",
             )
         stages = [(nid, [f"layers.{nid}"]) for nid in source.stages]
-        module = Backbone(net, stages, params["freeze_point"], params["update_frozen_bn"])
+        # A stage is an earlier node: its output is a ReLU's when that node ends in one.
+        kinds = [_ends_in_relu(net.layers[nid]) for nid in source.stages]
+        module = Backbone(
+            net,
+            stages,
+            params["freeze_point"],
+            params["update_frozen_bn"],
+            stage_activations=kinds,
+        )
         module.weights_report = report
         return module
 

@@ -3,7 +3,21 @@
 A `Diagnosis` listens to the engine's events and raises findings, each with the step, the
 layers, the evidence and a suggested change in the studio's own controls. Where the change
 is mechanical, the finding carries a `fix`: node option changes and training settings that
-the window applies as one undoable command (CONCEPTS §4's remedies).
+the window applies as one undoable command and `studio diagnose --fix` writes into a copy
+of the project (CONCEPTS.md §4's remedies; `studio.training.causes` names the cause).
+
+The rules, and what they read:
+- vanishing / exploding gradients: the back-propagated gradient's RMS per layer (the
+  `flow` events) from the first hidden layer to the last, and the weight gradients' RMS
+  per parameter against the output layer's;
+- dead ReLU units: windows of at least `signal.DEAD_WINDOW` samples in which a unit never
+  fired (`dead_units` events);
+- saturated sigmoid/tanh units: the fraction of outputs at their limits;
+- a learning rate too low: updates that change the weights by far less than 1e-3 of
+  their size while the loss moves less than its own batch-to-batch spread;
+- a learning rate too high: a loss that climbs; a divergence (the engine's `diverged`);
+- over- and underfitting: the epoch curves.
+Every learning-rate suggestion of one run is the same number.
 """
 
 from __future__ import annotations
@@ -17,12 +31,30 @@ import numpy as np
 
 from studio.document import Project
 from studio.registry import catalog
+from studio.training import causes
 
-VANISHING_RATIO = 1e-3  # first layer vs output layer: a thousandfold smaller
+VANISHING_BACKPROP = 1e-2  # first hidden layer's back-propagated RMS vs the last hidden's
+EXPLODING_BACKPROP = 1e2
+AFFECTED_BACKPROP = 1e-1
+VANISHING_RATIO = 1e-3  # first layer's weight-gradient RMS vs the output layer's
 AFFECTED_RATIO = 1e-2
 EXPLODING_RATIO = 1e3  # a gradient norm a thousandfold above its early median
 SATURATED = 0.5
 DEAD = 0.5
+LOW_UPDATE = 1e-4  # update/weight ratio far below the ~1e-3 of a network that learns
+GOOD_UPDATE = 1e-3
+FLAT_WINDOW = 100  # steps of loss the low-learning-rate test needs
+# Fixes are applied in this order; the first finding to set a field of a node wins.
+FIX_ORDER = (
+    "diverged",
+    "exploding_gradients",
+    "lr_too_high",
+    "vanishing_gradients",
+    "dead_relu",
+    "saturation",
+    "lr_too_low",
+    "overfitting",
+)
 
 
 @dataclass
@@ -38,8 +70,6 @@ class Finding:
     epoch: int | None = None
     # {"nodes": {node_id: {field: value}}, "training": {"dotted.path": value}}
     fix: dict | None = None
-    # Training cannot recover from this: the engine stops (keeping the last good checkpoint).
-    stop: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +94,34 @@ def _span(names: list[str]) -> str:
     return f"{names[0]}–{names[-1]} ({len(names)} layers)"
 
 
+def _median_rows(rows) -> np.ndarray:
+    stacked = np.stack(rows)
+    with np.errstate(all="ignore"):
+        out = np.full(stacked.shape[1], np.nan)
+        for i in range(stacked.shape[1]):
+            column = stacked[:, i]
+            column = column[~np.isnan(column)]
+            if column.size:
+                out[i] = np.median(column)
+    return out
+
+
+def combined_fix(findings: list[Finding]) -> dict:
+    """The changes of all findings together, in `FIX_ORDER`; the first to set a field wins."""
+    rank = {kind: i for i, kind in enumerate(FIX_ORDER)}
+    nodes: dict[str, dict] = {}
+    training: dict = {}
+    for finding in sorted(findings, key=lambda f: rank.get(f.kind, len(rank))):
+        fix = finding.fix or {}
+        for node, changes in fix.get("nodes", {}).items():
+            target = nodes.setdefault(node, {})
+            for key, value in changes.items():
+                target.setdefault(key, value)
+        for key, value in fix.get("training", {}).items():
+            training.setdefault(key, value)
+    return {"nodes": nodes, "training": training}
+
+
 class Diagnosis:
     """Listens to training events; calls `on_finding` once per kind of problem."""
 
@@ -74,11 +132,14 @@ class Diagnosis:
         self.layers: list[str] = []
         self.layer_params = np.ones(0)
         self.lr = project.training["optimizer"]["lr"]
+        self._lower_lr: float | None = None  # one suggestion per run, once made
         self._grad_history: deque = deque(maxlen=20)
+        self._backprop: deque = deque(maxlen=5)
         self._early_total: list[float] = []
         self._losses: list[float] = []
+        self._updates: deque = deque(maxlen=30)  # typical update/weight ratio per sample
         self._epochs: list[dict] = []
-        self._act_history: deque = deque(maxlen=3)
+        self._saturation: deque = deque(maxlen=3)
         self.classes = 10
         # Layers frozen now (fine-tuning): their gradient norms are NaN and are left out.
         self.frozen = np.zeros(0, dtype=bool)
@@ -98,6 +159,39 @@ class Diagnosis:
         if self.on_finding:
             self.on_finding(finding)
 
+    # -- what the network is ----------------------------------------------------------
+    def _node(self, name: str):
+        return self.project.network.nodes.get(name)
+
+    def _hidden(self) -> list[int]:
+        """Indices of the layers between input and head that train now."""
+        head = len(self.layers) - 1
+        frozen = self.frozen if self.frozen.shape == (len(self.layers),) else None
+        return [i for i in range(head) if frozen is None or not frozen[i]]
+
+    def _depth(self) -> int:
+        return len(self._hidden())
+
+    def lower_lr(self, step: int) -> float:
+        """The smaller learning rate every finding of this run suggests: a hundredth when
+        the loss ran away within the first 50 steps, a tenth otherwise."""
+        if self._lower_lr is None:
+            self._lower_lr = self.lr / (100 if step < 50 else 10)
+        return self._lower_lr
+
+    def _calmer(self, step: int) -> dict:
+        """A smaller learning rate and, unless it is on, gradient clipping."""
+        training = {"optimizer.lr": self.lower_lr(step)}
+        if not self.project.training["clipping"]["max_norm"]:
+            training["clipping.max_norm"] = 1.0
+        return {"nodes": {}, "training": training}
+
+    def _calmer_text(self, step: int) -> str:
+        text = f"Lower the learning rate (try {self.lower_lr(step):g})"
+        if not self.project.training["clipping"]["max_norm"]:
+            text += " and turn on gradient clipping (max norm 1.0)"
+        return text
+
     # -- events -------------------------------------------------------------------------
     def _on_start(self, event):
         self.layers = list(event["layers"])
@@ -115,13 +209,25 @@ class Diagnosis:
                 # A new fine-tuning phase: its norms are compared with its own early values.
                 self.frozen = mask
                 self._grad_history.clear()
+                self._backprop.clear()
                 self._early_total.clear()
             self._grad_history.append(row)
-            total = float(np.sqrt(np.sum(row[~mask] ** 2)))
+            total = float(np.sqrt(np.nansum(row[~mask] ** 2)))
             if len(self._early_total) < 5:
                 self._early_total.append(total)
-            self._check_exploding(int(step), row, total)
-        self._check_vanishing(int(event["step"][-1]))
+            self._check_exploding_norm(int(step), row, total)
+        self._check_signal(int(event["step"][-1]))
+
+    def _on_flow(self, event):
+        for row in np.asarray(event["backprop_rms"], dtype=float):
+            self._backprop.append(row)
+        self._check_signal(int(event["step"][-1]))
+
+    def _on_weights(self, event):
+        for row in np.asarray(event["update_ratio"], dtype=float):
+            live = row[np.isfinite(row) & (row > 0)]
+            if live.size:
+                self._updates.append(float(np.median(live)))
 
     def _on_steps(self, event):
         self._losses.extend(float(v) for v in event["loss"])
@@ -130,168 +236,317 @@ class Diagnosis:
         self._check_lr_too_low(step)
 
     def _on_diverged(self, event):
+        step = int(event["step"])
         self._raise(
             Finding(
-                "exploding_gradients",
-                "error",
-                int(event["step"]),
-                "Training diverged",
-                f"The loss became {event['loss']} at step {event['step'] + 1}, so training stopped; the last good "
-                "weights were kept.",
-                f"Lower the learning rate (try {self.lr / 10:g}) and turn on gradient clipping (max norm 1.0); "
-                "batch normalization also steadies deep networks.",
-                evidence={"loss": event["loss"]},
-                fix=self._calmer(10),
+                kind="diverged",
+                severity="error",
+                step=step,
+                title="Training diverged",
+                message=f"{event['reason'][0].upper()}{event['reason'][1:]}.",
+                remedy=self._calmer_text(step)
+                + (
+                    "; batch normalization also steadies deep networks."
+                    if not self._any_norm()
+                    else "."
+                ),
+                evidence={"loss": event["loss"], "restored_step": event.get("restored_step")},
+                fix=self._calmer(step),
             )
         )
 
+    def _any_norm(self) -> bool:
+        return any(causes.has_norm(n) for n in self.project.network.nodes.values())
+
     def _on_activations(self, event):
-        self._act_history.extend(np.asarray(event["saturated_or_dead"], dtype=float))
-        if len(self._act_history) < min(2, self._act_history.maxlen):
-            return
-        level = np.median(np.stack(self._act_history), axis=0)
-        step = int(event["step"][-1])
+        values = np.asarray(event["saturated_or_dead"], dtype=float)
         kinds, layers = event["kinds"], event["layers"]
+        squashing = [i for i, k in enumerate(kinds) if k in causes.SQUASHING]
+        if not squashing:
+            return
+        self._saturation.extend(values[:, squashing])
+        if len(self._saturation) < 2:
+            return
+        level = np.nanmedian(np.stack(self._saturation), axis=0)
         saturated = [
-            (n, v)
-            for n, k, v in zip(layers, kinds, level)
-            if k in ("sigmoid", "tanh") and v > SATURATED
+            (layers[i], float(v)) for i, v in zip(squashing, level) if v > SATURATED
         ]
-        dead = [(n, v) for n, k, v in zip(layers, kinds, level) if k == "relu" and v > DEAD]
-        if saturated:
-            names = [n for n, _ in saturated]
-            worst = max(v for _, v in saturated)
-            self._raise(
-                Finding(
-                    "saturation",
-                    "warning",
-                    step,
-                    "Saturated activations",
-                    f"In {_span(names)}, up to {worst:.0%} of the sigmoid/tanh outputs sit at their limits, where "
-                    "the gradient is almost zero, so these units stop learning.",
-                    "Use Xavier/Glorot init for these layers and normalize before the activation "
-                    "(batch normalization), or lower the learning rate.",
-                    names,
-                    {"saturated_fraction": {n: round(float(v), 3) for n, v in saturated}},
-                    fix=self._node_fix(
-                        names,
-                        initializer={"name": "xavier_normal", "gain": 1.0},
-                        normalization={"kind": "batch", "position": "before_activation"},
-                    ),
-                )
+        covered = self._covered_by_vanishing()
+        saturated = [(n, v) for n, v in saturated if n not in covered]
+        if not saturated:
+            return
+        names = [n for n, _ in saturated]
+        worst = max(v for _, v in saturated)
+        step = int(event["step"][-1])
+        nodes = [self._node(n) for n in names if self._node(n) is not None]
+        reason, remedy, fix = "", "Use Xavier (Glorot) init and batch normalization.", None
+        if nodes:
+            cures = [causes.saturation_cause(group) for group in causes.group_by_pattern(nodes)]
+            reason = " " + " ".join(c.reason for c in cures)
+            remedy = " ".join(dict.fromkeys(c.remedy for c in cures))
+            fix = self._fix_for(
+                [(group, cure.changes) for group, cure in zip(causes.group_by_pattern(nodes), cures)]
             )
-        if dead:
-            names = [n for n, _ in dead]
-            worst = max(v for _, v in dead)
-            self._raise(
-                Finding(
-                    "dead_relu",
-                    "warning",
-                    step,
-                    "Dead ReLU units",
-                    f"In {_span(names)}, up to {worst:.0%} of the units output zero for every sample: "
-                    "a dead ReLU gets no gradient and never recovers.",
-                    "Switch these layers to LeakyReLU, use Kaiming init, or lower the learning rate.",
-                    names,
-                    {"dead_fraction": {n: round(float(v), 3) for n, v in dead}},
-                    fix=self._node_fix(names, activation="leaky_relu"),
-                )
-            )
-
-    def _on_epoch(self, event):
-        self._epochs.append(event)
-        self._check_overfitting(event)
-        self._check_underfitting(event)
-
-    # -- rules --------------------------------------------------------------------------
-    def _check_vanishing(self, step: int) -> None:
-        if len(self.layers) < 4 or not self._grad_history:
-            return
-        history = np.stack(self._grad_history)
-        # Only layers training now: a frozen one has no gradient to vanish.
-        live = ~self.frozen if self.frozen.shape == history.shape[1:] else np.ones(0, bool)
-        if live.sum() < 4:
-            return
-        layers = [n for n, keep in zip(self.layers, live) if keep]
-        rms = np.median(history[:, live], axis=0) / np.sqrt(self.layer_params[live])
-        output = rms[-1]
-        if not output > 0:
-            return
-        ratio = rms / output
-        if ratio[0] >= VANISHING_RATIO:
-            return
-        affected = []
-        for name, r in zip(layers[:-1], ratio[:-1]):
-            if r >= AFFECTED_RATIO:
-                break
-            affected.append(name)
-        cause, fix = self._vanishing_cause(affected)
         self._raise(
             Finding(
-                "vanishing_gradients",
-                "error",
-                step,
-                "Vanishing gradients",
-                f"Layers {_span(affected)} receive gradients {_power(ratio[0])} to {_power(ratio[len(affected) - 1])} "
-                f"times smaller than the output layer's, so they barely learn. {cause}",
-                "Try ReLU with Kaiming (He) init and batch normalization in these layers, or residual connections.",
-                affected,
-                {"ratio_to_output": {n: float(f"{r:.3g}") for n, r in zip(layers, ratio)}},
+                kind="saturation",
+                severity="warning",
+                step=step,
+                title="Saturated activations",
+                message=f"In {_span(names)}, up to {worst:.0%} of the sigmoid/tanh outputs sit at "
+                f"their limits.{reason}",
+                remedy=remedy,
+                layers=names,
+                evidence={"saturated_fraction": {n: round(v, 3) for n, v in saturated}},
                 fix=fix,
             )
         )
 
-    def _vanishing_cause(self, affected: list[str]) -> tuple[str, dict]:
-        nodes = [self.project.network.nodes[n] for n in affected if n in self.project.network.nodes]
-        squashing = [n for n in nodes if n.activation in ("sigmoid", "tanh")]
-        inits = sorted({n.initializer.get("name", "default") for n in nodes})
-        parts = []
-        if squashing:
-            parts.append(
-                f"Their {squashing[0].activation} activations pass back at most "
-                f"{'a quarter' if squashing[0].activation == 'sigmoid' else 'all'} of the gradient, and less when saturated"
-            )
-        if any(i in ("normal", "uniform", "truncated_normal", "constant") for i in inits):
-            parts.append(
-                f"the plain {'/'.join(inits)} initializer does not keep the signal's scale from layer to layer"
-            )
-        cause = (
-            ("; ".join(parts) + ".")
-            if parts
-            else "The signal shrinks at every layer on its way back."
-        )
-        cause = cause[0].upper() + cause[1:]
-        changes = {
-            "initializer": {
-                "name": "kaiming_normal",
-                "mode": "fan_in",
-                "nonlinearity": "relu",
-                "a": 0.0,
-            },
-            "normalization": {"kind": "batch", "position": "before_activation"},
-        }
-        fix = self._node_fix(affected, activation="relu", **changes)
-        return cause, fix
+    def _covered_by_vanishing(self) -> set[str]:
+        """Layers whose gradient vanishes and whose init or activation its fix replaces:
+        their dead or saturated units are part of that cause, fixed with it."""
+        covered: set[str] = set()
+        for f in self.findings:
+            if f.kind == "vanishing_gradients" and f.fix:
+                covered |= set(f.fix["nodes"])
+        return covered
 
-    def _check_exploding(self, step: int, row: np.ndarray, total: float) -> None:
-        if not np.all(np.isfinite(row) | self.frozen):
-            bad = [
-                n
-                for n, v, f in zip(self.layers, row, self.frozen)
-                if not f and not math.isfinite(v)
-            ]
+    def _on_dead_units(self, event):
+        fractions = np.asarray(event["fraction"], dtype=float)
+        covered = self._covered_by_vanishing()
+        dead = [
+            (n, float(v))
+            for n, v in zip(event["layers"], fractions)
+            if v > DEAD and n not in covered
+        ]
+        if not dead:
+            return
+        names = [n for n, _ in dead]
+        worst = max(v for _, v in dead)
+        from_start = int(event["first_step"]) == 0
+        samples = int(event["samples"])
+        span = (
+            f"steps {int(event['first_step']) + 1}–{int(event['step']) + 1}"
+            if int(event["step"]) > int(event["first_step"])
+            else f"step {int(event['step']) + 1}"
+        )
+        nodes = [self._node(n) for n in names if self._node(n) is not None]
+        reason = ""
+        remedy = "Use LeakyReLU in these layers, or batch normalization before the activation."
+        fix = None
+        if nodes:
+            groups = causes.group_by_pattern(nodes)
+            cures = [causes.dead_cause(group, from_start) for group in groups]
+            reason = " " + " ".join(dict.fromkeys(c.reason for c in cures))
+            remedy = " ".join(dict.fromkeys(c.remedy for c in cures))
+            fix = self._fix_for([(g, c.changes) for g, c in zip(groups, cures)], spread=True)
+        self._raise(
+            Finding(
+                kind="dead_relu",
+                severity="warning",
+                step=int(event["step"]),
+                title="Dead ReLU units",
+                message=f"In {_span(names)}, up to {worst:.0%} of the units gave zero for every "
+                f"one of the {samples} samples seen in {span}: a dead ReLU gets no gradient."
+                + reason,
+                remedy=remedy,
+                layers=names,
+                evidence={
+                    "dead_fraction": {n: round(v, 3) for n, v in dead},
+                    "samples": samples,
+                    "first_step": int(event["first_step"]),
+                    "step": int(event["step"]),
+                },
+                fix=fix,
+            )
+        )
+
+    def _on_epoch(self, event):
+        self._epochs.append(event)
+        self._check_overfitting(event)
+        self._check_unstable(event)
+        self._check_underfitting(event)
+
+    # -- fixes --------------------------------------------------------------------------
+    def _fix_for(self, groups: list[tuple[list, dict]], spread: bool = True) -> dict | None:
+        """Node changes for each group of layers; with `spread`, every layer that shares a
+        group's pattern gets its changes too (a whole stack is fixed, not just part)."""
+        hidden = [self._node(self.layers[i]) for i in self._hidden()] if self.layers else []
+        hidden = [n for n in hidden if n is not None]
+        nodes: dict[str, dict] = {}
+        for group, changes in groups:
+            if not changes:
+                continue
+            members = list(group)
+            if spread:
+                shape = causes.pattern(group[0])
+                members += [n for n in hidden if causes.pattern(n) == shape]
+            for node in members:
+                wanted = self._allowed(node, changes)
+                if wanted:
+                    nodes[node.id] = wanted
+        return {"nodes": nodes, "training": {}} if nodes else None
+
+    def _allowed(self, node, changes: dict) -> dict:
+        """The changes limited to the options this node's layer type takes."""
+        layer = catalog().get(node.type)
+        if layer is None:
+            return {}
+        wanted = {}
+        if layer.weighted and "initializer" in changes:
+            wanted["initializer"] = changes["initializer"]
+        if layer.block_options:
+            for key in ("normalization", "activation"):
+                if key in changes and not (
+                    key == "activation" and node.activation in ("none", "softmax")
+                ):
+                    wanted[key] = changes[key]
+        return wanted
+
+    # -- rules --------------------------------------------------------------------------
+    def _check_signal(self, step: int) -> None:
+        """Vanishing or exploding gradients, from the back-propagated profile and the
+        weight gradients."""
+        if self.raised("vanishing_gradients") and self.raised("exploding_gradients"):
+            return
+        hidden = self._hidden()
+        if len(hidden) < 3:
+            return
+        backprop = _median_rows(self._backprop) if self._backprop else None
+        profile = None
+        if backprop is not None and backprop.shape == (len(self.layers),):
+            live = [i for i in hidden if np.isfinite(backprop[i]) and backprop[i] > 0]
+            if len(live) >= 3:
+                profile = (live, backprop[live] / backprop[live[-1]])
+        weights = None
+        if self._grad_history:
+            history = np.stack(self._grad_history)
+            if history.shape[1] == len(self.layers):
+                rms = _median_rows(history) / np.sqrt(np.maximum(self.layer_params, 1))
+                out = rms[-1]
+                if out > 0 and np.isfinite(out):
+                    # A layer with no gradient at all has lost its path (dead units), which
+                    # the dead-unit rule explains; it is not a gradient that shrank.
+                    live = [i for i in hidden if np.isfinite(rms[i]) and rms[i] > 0]
+                    if len(live) >= 3:
+                        weights = (live, rms[live] / out)
+        vanishing = (profile is not None and profile[1][0] < VANISHING_BACKPROP) or (
+            weights is not None and weights[1][0] < VANISHING_RATIO
+        )
+        exploding = profile is not None and profile[1][0] > EXPLODING_BACKPROP
+        if vanishing and not self.raised("vanishing_gradients"):
+            self._raise_vanishing(step, profile, weights)
+        elif exploding and not self.raised("exploding_gradients"):
+            self._raise_exploding_profile(step, profile)
+
+    def _raise_vanishing(self, step, profile, weights) -> None:
+        affected: list[str] = []
+        if profile is not None and profile[1][0] < VANISHING_BACKPROP:
+            live, ratio = profile
+            for i, r in zip(live, ratio):
+                if r >= AFFECTED_BACKPROP:
+                    break
+                affected.append(self.layers[i])
+            last = self.layers[live[-1]]
+            evidence_text = (
+                f"The gradient reaching {affected[0]} is {_power(ratio[0])} of what reaches "
+                f"{last} (the loss gradient with respect to each layer's output)"
+            )
+            evidence = {
+                "backprop_vs_last_hidden": {
+                    self.layers[i]: float(f"{r:.3g}") for i, r in zip(live, ratio)
+                }
+            }
+        else:
+            live, ratio = weights
+            for i, r in zip(live, ratio):
+                if r >= AFFECTED_RATIO:
+                    break
+                affected.append(self.layers[i])
+            evidence_text = (
+                f"The weight gradients of {affected[0]} are {_power(ratio[0])} of the output "
+                "layer's (per weight)"
+            )
+            evidence = {
+                "ratio_to_output": {self.layers[i]: float(f"{r:.3g}") for i, r in zip(live, ratio)}
+            }
+        if weights is not None:
+            evidence["weight_grad_vs_output"] = {
+                self.layers[i]: float(f"{r:.3g}") for i, r in zip(*weights)
+            }
+        nodes = [self._node(n) for n in affected if self._node(n) is not None]
+        groups = causes.group_by_pattern(nodes)
+        cures = [causes.vanishing_cause(g, self._depth()) for g in groups]
+        reason = " ".join(dict.fromkeys(c.reason for c in cures)) or (
+            "The signal shrinks at every layer on its way back."
+        )
+        remedy = " ".join(dict.fromkeys(c.remedy for c in cures)) or (
+            "Add batch normalization or residual connections."
+        )
+        self._raise(
+            Finding(
+                kind="vanishing_gradients",
+                severity="error",
+                step=step,
+                title="Vanishing gradients",
+                message=f"{evidence_text}, so {_span(affected)} barely learn. {reason}",
+                remedy=remedy,
+                layers=affected,
+                evidence=evidence,
+                fix=self._fix_for([(g, c.changes) for g, c in zip(groups, cures)]),
+            )
+        )
+
+    def _raise_exploding_profile(self, step, profile) -> None:
+        live, ratio = profile
+        affected = [self.layers[i] for i, r in zip(live, ratio) if r > 1 / AFFECTED_BACKPROP]
+        nodes = [self._node(n) for n in affected if self._node(n) is not None]
+        groups = causes.group_by_pattern(nodes)
+        cures = [causes.exploding_cause(g) for g in groups]
+        reason = " ".join(dict.fromkeys(c.reason for c in cures))
+        remedy = " ".join(dict.fromkeys(c.remedy for c in cures))
+        fix = self._fix_for([(g, c.changes) for g, c in zip(groups, cures)]) or {
+            "nodes": {},
+            "training": {},
+        }
+        if not self.project.training["clipping"]["max_norm"]:
+            fix["training"]["clipping.max_norm"] = 1.0
+            remedy += " Turn on gradient clipping (max norm 1.0)."
+        self._raise(
+            Finding(
+                kind="exploding_gradients",
+                severity="error",
+                step=step,
+                title="Exploding gradients",
+                message=f"The gradient reaching {affected[0]} is {_power(ratio[0])} times what "
+                f"reaches {self.layers[live[-1]]}: it grows at every layer on its way back. "
+                + reason,
+                remedy=remedy.strip(),
+                layers=affected,
+                evidence={
+                    "backprop_vs_last_hidden": {
+                        self.layers[i]: float(f"{r:.3g}") for i, r in zip(live, ratio)
+                    }
+                },
+                fix=fix,
+            )
+        )
+
+    def _check_exploding_norm(self, step: int, row: np.ndarray, total: float) -> None:
+        live = ~self.frozen if self.frozen.shape == row.shape else np.ones(row.shape, bool)
+        if not np.all(np.isfinite(row[live])):
+            bad = [n for n, v, keep in zip(self.layers, row, live) if keep and not math.isfinite(v)]
             self._raise(
                 Finding(
-                    "exploding_gradients",
-                    "error",
-                    step,
-                    "Exploding gradients",
-                    f"Gradients became infinite or NaN in {_span(bad)} at step {step + 1}.",
-                    f"Lower the learning rate (try {self.lr / 10:g}) and turn on gradient clipping (max norm 1.0).",
-                    bad,
-                    {"step": step},
-                    fix=self._calmer(10),
-                    stop=True,
+                    kind="exploding_gradients",
+                    severity="error",
+                    step=step,
+                    title="Exploding gradients",
+                    message=f"Gradients became infinite or NaN in {_span(bad)} at step {step + 1}.",
+                    remedy=self._calmer_text(step) + ".",
+                    layers=bad,
+                    evidence={"step": step},
+                    fix=self._calmer(step),
                 )
             )
             return
@@ -301,93 +556,136 @@ class Diagnosis:
         if baseline > 0 and total > EXPLODING_RATIO * baseline:
             self._raise(
                 Finding(
-                    "exploding_gradients",
-                    "error",
-                    step,
-                    "Exploding gradients",
-                    f"The gradient norm reached {total:.3g} at step {step + 1}, {total / baseline:.0f} times its early "
-                    f"value of {baseline:.3g}.",
-                    f"Turn on gradient clipping (max norm 1.0) and lower the learning rate (try {self.lr / 10:g}).",
-                    self.layers,
-                    {"norm": total, "early_norm": baseline},
-                    fix=self._calmer(10),
-                    stop=True,
+                    kind="exploding_gradients",
+                    severity="error",
+                    step=step,
+                    title="Exploding gradients",
+                    message=f"The gradient norm reached {total:.3g} at step {step + 1}, "
+                    f"{total / baseline:.0f} times its early value of {baseline:.3g}.",
+                    remedy=self._calmer_text(step) + ".",
+                    layers=list(self.layers),
+                    evidence={"norm": total, "early_norm": baseline},
+                    fix=self._calmer(step),
                 )
             )
 
-    def _smoothed(self, values: list[float], window: int = 10) -> float:
-        return float(np.mean(values[-window:]))
-
     def _check_lr_too_high(self, step: int) -> None:
-        if len(self._losses) >= 2:
-            first, peak = self._losses[0], max(self._losses[1:])
-            at = int(np.argmax(self._losses[1:])) + 1
-            if math.isfinite(peak) and peak > 10 * first and peak > first + 5:
-                self._raise(
-                    Finding(
-                        "lr_too_high",
-                        "error",
-                        step,
-                        "Training diverged",
-                        f"The loss jumped from {first:.3g} to {peak:.3g} at step {at + 1}: each update overshoots.",
-                        f"Lower the learning rate (try {self.lr / 100:g}) and turn on gradient clipping (max norm 1.0).",
-                        evidence={"first_loss": first, "peak_loss": peak, "peak_step": at},
-                        fix=self._calmer(100),
-                        stop=True,
-                    )
-                )
-                return
-        if len(self._losses) < 30:
+        if len(self._losses) < 30 or self.raised("diverged"):
             return
         start = float(np.mean(self._losses[:5]))
-        now = self._smoothed(self._losses)
+        now = float(np.mean(self._losses[-10:]))
         if math.isfinite(now) and now > 1.5 * start and now > start + 0.5:
             self._raise(
                 Finding(
-                    "lr_too_high",
-                    "error",
-                    step,
-                    "Learning rate too high",
-                    f"The loss rose from {start:.3g} to {now:.3g} over the first {len(self._losses)} steps instead of falling.",
-                    f"Lower the learning rate (try {self.lr / 10:g}); gradient clipping also helps.",
+                    kind="lr_too_high",
+                    severity="error",
+                    step=step,
+                    title="Learning rate too high",
+                    message=f"The loss rose from {start:.3g} to {now:.3g} over the first "
+                    f"{len(self._losses)} steps instead of falling.",
+                    remedy=self._calmer_text(step) + ".",
                     evidence={"first_loss": start, "recent_loss": now},
-                    fix={"nodes": {}, "training": {"optimizer.lr": self.lr / 10}},
+                    fix=self._calmer(step),
                 )
             )
 
-    def _check_lr_too_low(self, step: int) -> None:
-        if (
-            len(self._losses) < 200
-            or self.raised("vanishing_gradients")
-            or self.raised("lr_too_low")
-        ):
+    def _check_unstable(self, event: dict) -> None:
+        """The training loss climbing back up after a better epoch: updates overshoot."""
+        train = [e["train_loss"] for e in self._epochs]
+        if len(train) < 4 or self.raised("lr_too_high") or self.raised("diverged"):
             return
-        start, now = float(np.mean(self._losses[:20])), float(np.mean(self._losses[180:200]))
-        if start > 0 and abs(start - now) < 0.01 * start:
+        best = int(np.argmin(train))
+        # Well beyond an epoch's noise: half as high again as the best, two epochs running.
+        if (
+            len(train) - 1 - best >= 2
+            and train[-1] > 1.5 * train[best]
+            and train[-2] > 1.2 * train[best]
+        ):
+            step = int(event["step"])
             self._raise(
                 Finding(
-                    "lr_too_low",
-                    "warning",
-                    step,
-                    "Learning rate too low",
-                    f"After 200 steps the loss is still {now:.3g} (it started at {start:.3g}): training barely moves.",
-                    f"Raise the learning rate (try {self.lr * 10:g}), or use Adam.",
-                    evidence={"first_loss": start, "loss_at_200": now},
-                    fix={"nodes": {}, "training": {"optimizer.lr": self.lr * 10}},
+                    kind="lr_too_high",
+                    severity="error",
+                    step=step,
+                    title="Learning rate too high",
+                    message=f"The training loss climbed back from {train[best]:.3g} at epoch "
+                    f"{self._epochs[best]['epoch']} to {train[-1]:.3g} at epoch {event['epoch']}: "
+                    "the updates overshoot.",
+                    remedy=self._calmer_text(step) + ".",
+                    evidence={"best_train_loss": train[best], "train_loss": train[-1]},
+                    epoch=event["epoch"],
+                    fix=self._calmer(step),
                 )
             )
 
+    def typical_update(self) -> float | None:
+        """The median update/weight ratio of recent steps (None until measured)."""
+        return float(np.median(self._updates)) if len(self._updates) >= 5 else None
+
+    def loss_is_flat(self) -> tuple[bool, float, float]:
+        """Over the recent steps, whether the loss fell by less than its own spread; with
+        the fall and the spread (least squares: the fitted line's drop over the window,
+        and the residuals' standard deviation)."""
+        window = np.asarray(self._losses[-max(FLAT_WINDOW, len(self._losses) // 2) :])
+        window = window[np.isfinite(window)]
+        if len(window) < FLAT_WINDOW:
+            return False, math.nan, math.nan
+        x = np.arange(len(window), dtype=float)
+        slope, intercept = np.polyfit(x, window, 1)
+        spread = float(np.std(window - (slope * x + intercept)))
+        fall = float(-slope * (len(window) - 1))
+        return fall < max(spread, 1e-3 * abs(float(np.mean(window)))), fall, spread
+
+    def _check_lr_too_low(self, step: int, epoch: int | None = None) -> None:
+        if self.raised("lr_too_low") or self.raised("vanishing_gradients"):
+            return
+        update = self.typical_update()
+        if update is None or update >= LOW_UPDATE:
+            return
+        flat, fall, spread = self.loss_is_flat()
+        if not flat:
+            return
+        # Updates scale with the learning rate: aim for ~1e-3 of the weights per step.
+        factor = 10 ** min(4, max(1, round(math.log10(GOOD_UPDATE / max(update, 1e-12)))))
+        suggested = float(f"{self.lr * factor:.2g}")
+        self._raise(
+            Finding(
+                kind="lr_too_low",
+                severity="warning",
+                step=step,
+                title="Learning rate too low",
+                message=f"Each update changes the weights by about {update:.1e} of their size "
+                f"(networks that learn move ~1e-3), and over the last {FLAT_WINDOW}+ steps the "
+                f"loss fell by {fall:.2g}, less than its own step-to-step spread of {spread:.2g}.",
+                remedy=f"Raise the learning rate to {suggested:g} ({factor:g}× the current "
+                f"{self.lr:g}), or measure one with Run → Find Learning Rate (studio lr-find).",
+                evidence={"update_ratio": update, "loss_fall": fall, "loss_spread": spread},
+                epoch=epoch,
+                fix={"nodes": {}, "training": {"optimizer.lr": suggested}},
+            )
+        )
+
     def _check_overfitting(self, event: dict) -> None:
+        # With early stopping on, the run stops at the turn and keeps the best weights.
+        if self.project.training["early_stopping"]["enabled"]:
+            return
         history = [e for e in self._epochs if "val_loss" in e]
         if len(history) < 4:
             return
         val = [e["val_loss"] for e in history]
         train = [e["train_loss"] for e in history]
         best = int(np.argmin(val))
-        rising = len(val) - 1 - best >= 3 and all(
-            val[i + 1] >= val[i] * 0.995 for i in range(best, len(val) - 1)
+        since = val[best:]
+        # Climbing since its best for 3+ epochs: a noisy climb counts (the fitted line goes
+        # up and the last two epochs sit 10% above the best), a single spike does not; and
+        # the model fits its training data clearly better than it generalizes (noisy
+        # training whose validation swings around its training loss is not overfitting).
+        rising = (
+            len(since) >= 4
+            and np.polyfit(np.arange(len(since)), since, 1)[0] > 0
+            and min(val[-2:]) > 1.1 * val[best]
         )
-        if rising and train[-1] < train[best] and val[-1] > 1.1 * val[best]:
+        if rising and train[-1] < train[best] and val[-1] > 1.5 * train[-1]:
             gap = ""
             if "val_accuracy" in history[-1]:
                 gap = (
@@ -396,14 +694,15 @@ class Diagnosis:
                 )
             self._raise(
                 Finding(
-                    "overfitting",
-                    "warning",
-                    event["step"],
-                    "Overfitting",
-                    f"Validation loss has risen for {len(val) - 1 - best} epochs since its best ({val[best]:.3g} at "
-                    f"epoch {history[best]['epoch']}) while training loss keeps falling.{gap}",
-                    "Turn on early stopping, add dropout or L2 regularization, augment the data, get more data, "
-                    "or use a smaller model.",
+                    kind="overfitting",
+                    severity="warning",
+                    step=event["step"],
+                    title="Overfitting",
+                    message=f"Validation loss has risen for {len(val) - 1 - best} epochs since its "
+                    f"best ({val[best]:.3g} at epoch {history[best]['epoch']}) while training loss "
+                    f"keeps falling.{gap}",
+                    remedy="Turn on early stopping, add dropout or L2 regularization, augment the "
+                    "data, get more data, or use a smaller model.",
                     evidence={
                         "best_val_loss": val[best],
                         "val_loss": val[-1],
@@ -422,57 +721,54 @@ class Diagnosis:
             )
 
     def _check_underfitting(self, event: dict) -> None:
+        explained = ("vanishing_gradients", "lr_too_high", "lr_too_low", "dead_relu", "saturation")
         if (
-            self.raised("vanishing_gradients")
+            any(self.raised(kind) for kind in explained)
             or len(self._epochs) < 5
             or "train_accuracy" not in event
         ):
             return
         recent = [e["train_loss"] for e in self._epochs[-3:]]
+        # A plateau: three epochs that took less than 3% off the loss.
+        if not (event["train_accuracy"] < 0.6 and recent[-1] > 0.97 * recent[0]):
+            return
+        update = self.typical_update()
+        if update is not None and update < LOW_UPDATE:
+            # The model is not too small: its weights barely move.
+            self._check_lr_too_low(event["step"], event["epoch"])
+            return
         chance = 1.0 / max(2, self.classes)
-        if event["train_accuracy"] < 0.6 and recent[-1] > 0.9 * recent[0]:
+        accuracy = event["train_accuracy"]
+        if accuracy < 1.5 * chance:
+            # Nothing learned at all: not a model too small for the data.
             self._raise(
                 Finding(
-                    "underfitting",
-                    "warning",
-                    event["step"],
-                    "Underfitting",
-                    f"After {event['epoch']} epochs the model gets only {event['train_accuracy']:.1%} of the training "
-                    f"data right (chance is about {chance:.0%}) and the training loss has stopped falling.",
-                    "Use a larger model (more units or layers), train longer, raise the learning rate, or lower the "
-                    "regularization.",
-                    evidence={"train_accuracy": event["train_accuracy"]},
+                    kind="not_learning",
+                    severity="warning",
+                    step=event["step"],
+                    title="Not learning",
+                    message=f"After {event['epoch']} epochs the model gets {accuracy:.1%} of the "
+                    f"training data right, no better than chance ({chance:.0%}), and the loss has "
+                    "stopped falling.",
+                    remedy="Check that the labels match the inputs, and measure a learning rate "
+                    "with Run → Find Learning Rate (studio lr-find).",
+                    evidence={"train_accuracy": accuracy, "update_ratio": update},
                     epoch=event["epoch"],
-                    fix={"nodes": {}, "training": {"optimizer.lr": self.lr * 3}},
                 )
             )
-
-    # -- fixes --------------------------------------------------------------------------
-    def _calmer(self, factor: float) -> dict:
-        """A smaller learning rate and gradient clipping: the cure for divergence."""
-        return {
-            "nodes": {},
-            "training": {"optimizer.lr": self.lr / factor, "clipping.max_norm": 1.0},
-        }
-
-    def _node_fix(self, names: list[str], **changes) -> dict:
-        """Changes for the named nodes, limited to the options each node's layer type takes."""
-        cat = catalog()
-        nodes = {}
-        for name in names:
-            node = self.project.network.nodes.get(name)
-            layer = cat.get(node.type) if node else None
-            if layer is None:
-                continue
-            wanted = {}
-            if layer.weighted and "initializer" in changes:
-                wanted["initializer"] = changes["initializer"]
-            if layer.block_options:
-                for key in ("normalization", "activation"):
-                    if key in changes and not (
-                        key == "activation" and node.activation in ("none", "softmax")
-                    ):
-                        wanted[key] = changes[key]
-            if wanted:
-                nodes[name] = wanted
-        return {"nodes": nodes, "training": {}}
+            return
+        self._raise(
+            Finding(
+                kind="underfitting",
+                severity="warning",
+                step=event["step"],
+                title="Underfitting",
+                message=f"After {event['epoch']} epochs the model gets only {accuracy:.1%} of the "
+                f"training data right (chance is about {chance:.0%}) and the training loss has "
+                "stopped falling.",
+                remedy="Use a larger model (more units or layers), train longer, or lower the "
+                "regularization.",
+                evidence={"train_accuracy": accuracy, "update_ratio": update},
+                epoch=event["epoch"],
+            )
+        )

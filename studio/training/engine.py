@@ -30,7 +30,7 @@ from studio.pretrained import project_folder, reporting_downloads
 from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
 from studio.training.finetune import FineTuningPlan
 from studio.training.monitors import Monitors
-from studio.training.rollback import BufferGuard, Rollback
+from studio.training.rollback import LossGuard, Rollback
 from studio.training.setup import (
     TrainingError,
     correct_count,
@@ -168,6 +168,8 @@ class Trainer:
         self.penalized = [p for p in trainable if p.dim() > 1]
         self._setup_precision()
         self.history: list[dict] = []
+        # Judges every loss in step order; a resumed run carries on with the same judge.
+        self._guard = LossGuard()
         self._resume_epoch_totals = (0.0, 0, 0)
         self._epoch_generator_state = self.batches.generator.get_state()
         self._batch_in_epoch = 0
@@ -237,10 +239,8 @@ class Trainer:
         self.stop_reason = reason
 
     def report_finding(self, finding) -> None:
-        """Announce a diagnosis finding; one that training cannot recover from stops it."""
+        """Announce a diagnosis finding to every listener (the run log, the window)."""
         self.emit({"type": "finding", **finding.to_dict()})
-        if finding.stop:
-            self.request_stop("diverged", f"{finding.title.lower()}: {finding.message}")
 
     # -- events -------------------------------------------------------------------------
     def emit(self, event: dict) -> None:
@@ -286,8 +286,7 @@ class Trainer:
         self._last_flush = time.perf_counter()
         self._step_started = started
         self._stopped_diverged = False
-        # The CPU checks each loss before its update; elsewhere losses are read late.
-        self._rollback = None if self.check_each_loss else Rollback(self.model, self.step)
+        self._rollback = Rollback(self.model, self.step, late=not self.check_each_loss)
         status, reason = "completed", f"finished {epochs} epochs"
         try:
             for epoch in range(start_epoch, epochs):
@@ -372,8 +371,8 @@ class Trainer:
         ]
         no_autocast = contextlib.nullcontext() if self.autocast_dtype is None else None
         self._batch_in_epoch = skip
-        # CPU: a NaN step is undone before its update, BatchNorm statistics included.
-        guard = BufferGuard(model) if self.check_each_loss else None
+        guard, rollback = self._guard, self._rollback
+        started = time.perf_counter()  # this step's clock (flushes and callbacks excluded)
         for x, y in self.batches.epoch(skip):
             if self.stop_event.is_set():
                 self._save_interrupted()
@@ -382,24 +381,28 @@ class Trainer:
                 if self._flush(force=True) == "diverged":
                     return "diverged"
                 time.sleep(0.05)
+                started = time.perf_counter()
             step = self.step
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
-            if guard:
-                guard.save()
-            monitors.attach_activation_hooks(step)
+            monitors.begin_step(step)
             with no_autocast or self._autocast():
                 out = model(x)
                 loss = self.loss_fn(out.float(), y)
-            monitors.detach_activation_hooks(step)
+            monitors.forward_done()
             objective = loss + self._penalty() if (self.l1 or self.l2) else loss
-            if self.check_each_loss and not math.isfinite(loss.item()):
-                # Caught before the update: the weights are still the last good ones.
-                if guard:
-                    guard.restore()
-                return self._diverged(step, loss.item())
+            if self.check_each_loss:
+                # Judged before the update, so a step that diverged changes nothing.
+                value = loss.item()
+                verdict = guard.check(step, value)
+                if verdict:
+                    monitors.backward_done()
+                    return self._diverged(step, value, verdict, rollback.restore(step))
+                if rollback.due(step, guard.rising):
+                    rollback.keep(step)
             opt.zero_grad(set_to_none=True)
             (self.scaler.scale(objective) if self.scaler else objective).backward()
+            monitors.backward_done()
             if self.scaler and (clip["max_norm"] or clip["max_value"]):
                 self.scaler.unscale_(opt)
             want_grads = monitors.wants("gradients", step)
@@ -440,19 +443,14 @@ class Trainer:
             self.step += 1
             self._batch_in_epoch += 1
             now = time.perf_counter()
-            step_time = now - self._step_started
-            monitors.step_seconds = (
-                step_time
-                if monitors.step_seconds == 0
-                else 0.9 * monitors.step_seconds + 0.1 * step_time
-            )
-            self._step_started = now
+            monitors.step_done(step, now - started)
             for cb in step_callbacks:
                 cb.on_step_end(self, step)
             if now - self._last_flush >= self.emit_interval and self._flush() == "diverged":
                 return "diverged"
             if self.should_stop:
                 return "stopped"
+            started = time.perf_counter()
         return "ok"
 
     def _penalty(self) -> torch.Tensor:
@@ -465,18 +463,25 @@ class Trainer:
             )
         return total
 
-    def _diverged(self, step: int, value: float, restored_from: int | None = None) -> str:
+    def _diverged(self, step: int, value: float, reason: str, restored_from: int) -> str:
         self._stopped_diverged = True
-        if restored_from is None:
-            kept = "the last good weights were kept"
-        elif restored_from == 0:
+        if restored_from == 0:
             kept = "the weights it started with were restored"
         else:
-            kept = f"the weights from before step {restored_from + 1} were restored"
-        self.stop_reason = (
-            f"the loss became {value} at step {step + 1}; training stopped and {kept}"
+            kept = (
+                f"the weights of step {restored_from + 1}, the last a sound loss proved, "
+                "were restored"
+            )
+        self.stop_reason = f"{reason}; training stopped and {kept}"
+        self.emit(
+            {
+                "type": "diverged",
+                "step": step,
+                "loss": value,
+                "reason": self.stop_reason,
+                "restored_step": restored_from,
+            }
         )
-        self.emit({"type": "diverged", "step": step, "loss": value, "reason": self.stop_reason})
         if self.run is not None:
             self.run.save_state("last", self.state_dict(batch_in_epoch=self._batch_in_epoch))
         return "diverged"
@@ -504,15 +509,15 @@ class Trainer:
             self._pending_loss, self._pending_correct, self._pending_outputs = [], [], []
             self._pending_batch, self._pending_steps, self._pending_lr = [], [], []
             self.emit(event)
-            bad = ~np.isfinite(losses)
-            if bad.any() and not self._stopped_diverged:
-                # On a GPU the loss is only seen here, a few steps late: put back the newest
-                # weights that a finite loss has proven usable.
-                at = int(event["step"][bad.argmax()])
-                restored = self._rollback.restore(at) if self._rollback else None
-                return self._diverged(at, float(losses[bad.argmax()]), restored)
-            if self._rollback is not None:
-                self._rollback.checked(int(event["step"][-1]), self.step)
+            if not self.check_each_loss and not self._stopped_diverged:
+                # On a GPU the losses are only seen here, a few steps late: judge them in
+                # step order and put back the newest weights a sound loss has proven.
+                for step, value in zip(event["step"].tolist(), losses.tolist()):
+                    verdict = self._guard.check(step, value)
+                    if verdict:
+                        restored = self._rollback.restore(step)
+                        return self._diverged(step, value, verdict, restored)
+                self._rollback.snapshot(self.step)
         for event in self.monitors.flush():
             self.emit(event)
         return "ok"
@@ -622,8 +627,8 @@ class Trainer:
             "layers": self.monitors.names,
             "layer_types": [layer.type for layer in self.monitors.layers],
             "layer_params": [layer.numel for layer in self.monitors.layers],
-            "activation_layers": [a[0] for a in self.monitors.act_layers],
-            "activation_kinds": [a[1] for a in self.monitors.act_layers],
+            "activation_layers": [a.name for a in self.monitors.act_layers],
+            "activation_kinds": [a.kind for a in self.monitors.act_layers],
             "trainable_params": analysis.trainable_params,
             "frozen_params": analysis.frozen_params,
             "loss": self.loss_name,
@@ -656,6 +661,7 @@ class Trainer:
             "epoch_loss": epoch_loss,
             "epoch_correct": epoch_correct,
             "epoch_seen": self._epoch_seen if batch_in_epoch else 0,
+            "loss_guard": self._guard.state_dict(),
         }
 
     def _restore(self, state: dict) -> tuple[int, int]:
@@ -673,6 +679,7 @@ class Trainer:
         if state["cuda_rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.batches.generator.set_state(state["generator"])
+        self._guard.load_state_dict(state.get("loss_guard", {}))
         self._resume_epoch_totals = (
             state["epoch_loss"],
             state["epoch_correct"],

@@ -1,12 +1,22 @@
 """Per-layer probes that run inside the training step without changing its math.
 
-Every probe keeps its results on the device; nothing is copied to the host until the
-engine flushes at GUI rate, so steps where nothing is sent never synchronize. Gradient
-norms come from one `torch._foreach_norm` call and are shared with gradient clipping.
-Activation statistics use forward hooks that exist only on sampled steps and look at the
-first 8 samples of the batch (no random sampling, so the global RNG that dropout uses is
-untouched). Each probe is scheduled by its configured interval and, when a budget is set,
-stretched so its measured cost stays under that fraction of the step time.
+Every probe keeps its results on the device; they are copied to the host when the engine
+flushes at GUI rate, so steps where nothing is sent never synchronize (histogram ranges
+are the exception: two numbers read when a histogram is taken). Gradient norms come from
+one `torch._foreach_norm` call and are shared with gradient clipping. The signal probe
+(`studio.training.signal`) records forward and back-propagated magnitudes per layer and
+activation health on sampled steps; its hooks exist only on those steps and draw nothing
+from the global RNG that dropout uses.
+
+Each probe runs every `*_every` steps, stretched so its cost stays within its share of
+`budget` (a fraction of the step time). The cost is what the probe really adds to a step:
+a step's time minus the typical time of steps where no probe ran, split between the
+probes that ran in proportion to their own timers (which alone miss work the probes cause
+elsewhere: autograd hooks, allocations, cache misses). So the schedule adapts to the
+machine it runs on. When a probe would run every step, one step in `QUIET_EVERY` runs none,
+to keep measuring what a plain step costs. The signal probe also runs on every step of a
+run's first dead-unit window (a few hundred samples), so units dead from the start are
+reported within a few steps; a one-off cost of a few steps.
 
 A pretrained backbone node shows as one layer per stage, named "node.stage". Fine-tuning
 freezes and unfreezes stages during a run; the layer list stays fixed (every layer that
@@ -26,31 +36,29 @@ import torch
 from torch import nn
 
 from studio.training.finetune import stages_of
+from studio.training.signal import Activation, SignalProbe, Watched
 
-SAMPLES = 8
 HISTOGRAM_BINS = 40
-SATURATING = {
-    "sigmoid": (0.5, 0.49),
-    "tanh": (0.0, 0.98),
-}  # centre, distance that counts as saturated
-RECTIFIED = {"relu"}
+PROBES = ("gradients", "weights", "histograms", "activations")
+QUIET_EVERY = 50  # at most this many steps in a row with a probe, when a budget is set
 
 
 @dataclass
 class Layer:
-    """A node with trainable parameters, as the monitors see it."""
+    """A node (or a backbone's stage) with trainable parameters, as the monitors see it."""
 
     name: str
     type: str
     params: list[nn.Parameter]
     weight: nn.Parameter | None  # the main weight, for histograms
     numel: int
+    output: nn.Module  # the module whose output is this layer's output
 
 
 def trainable_layers(model: nn.Module, node_types: dict[str, str]) -> list[Layer]:
     layers = []
     for node, block in model.layers.items():
-        for name, named in _parts(node, block):
+        for name, named, output in _parts(node, block):
             params = [p for _, p in named if p.requires_grad]
             if not params:
                 continue
@@ -63,23 +71,36 @@ def trainable_layers(model: nn.Module, node_types: dict[str, str]) -> list[Layer
                 None,
             )
             layers.append(
-                Layer(name, node_types[node], params, weight, sum(p.numel() for p in params))
+                Layer(
+                    name,
+                    node_types[node],
+                    params,
+                    weight,
+                    sum(p.numel() for p in params),
+                    output,
+                )
             )
     return layers
 
 
-def _parts(node: str, block: nn.Module) -> list[tuple[str, list[tuple[str, nn.Parameter]]]]:
+def _last_part(stage: nn.Module) -> nn.Module:
+    """The module whose output is a stage's output (a stage of several parts is a list)."""
+    return stage[-1] if isinstance(stage, nn.ModuleList) else stage
+
+
+def _parts(node: str, block: nn.Module) -> list[tuple[str, list, nn.Module]]:
     """A block's monitored parts: the whole block, or a backbone's stages ("node.stage")
     followed by whatever of the block lies outside them (named after the node)."""
     stages = stages_of(block)
     if stages is None:
-        return [(node, list(block.named_parameters()))]
+        return [(node, list(block.named_parameters()), block)]
     parts, staged = [], set()
     for stage, module in stages:
         named = list(module.named_parameters())
         staged.update(id(p) for _, p in named)
-        parts.append((f"{node}.{stage}", named))
-    parts.append((node, [(n, p) for n, p in block.named_parameters() if id(p) not in staged]))
+        parts.append((f"{node}.{stage}", named, _last_part(module)))
+    rest = [(n, p) for n, p in block.named_parameters() if id(p) not in staged]
+    parts.append((node, rest, block))
     return parts
 
 
@@ -99,6 +120,25 @@ def activation_of(block: nn.Module, node_type: str, option: str) -> tuple[str, n
     return None
 
 
+def activation_layers(
+    model: nn.Module, node_types: dict[str, str], activations: dict[str, str]
+) -> list[Activation]:
+    """Every layer whose output comes out of an activation, a backbone's ReLU stages too."""
+    out = []
+    for name, block in model.layers.items():
+        found = activation_of(block, node_types[name], activations.get(name, "none"))
+        if found:
+            out.append(Activation(name, found[0], found[1]))
+        stages = stages_of(block)
+        if stages:
+            layer = getattr(block, "layer", block)
+            kinds = getattr(layer, "stage_activations", None) or [""] * len(stages)
+            for (stage, module), kind in zip(stages, kinds):
+                if kind:
+                    out.append(Activation(f"{name}.{stage}", kind, _last_part(module)))
+    return out
+
+
 class Schedule:
     """When a probe runs next: every `every` steps, stretched to fit a time budget."""
 
@@ -106,7 +146,7 @@ class Schedule:
         self.every = every
         self.budget = budget
         self.next_step = 0
-        self.cost = 0.0  # seconds, smoothed
+        self.cost = 0.0  # seconds a run adds to a step, smoothed
 
     def due(self, step: int) -> bool:
         return step >= self.next_step
@@ -117,6 +157,31 @@ class Schedule:
         if self.budget > 0 and step_seconds > 0:
             gap = max(gap, math.ceil(self.cost / (self.budget * step_seconds)))
         self.next_step = step + gap
+
+
+class StepClock:
+    """What a step costs with no probe in it (the budget's yardstick), and what each probe
+    that ran in a step really added to it."""
+
+    def __init__(self):
+        self.plain = 0.0  # seconds of a step without probes, smoothed
+
+    def plain_step(self, seconds: float) -> None:
+        if self.plain == 0:
+            self.plain = seconds
+        else:
+            # A hiccup of the machine (another process, a page fault) is not the step's
+            # cost; a lasting slow-down still gets through, doubling at most per step.
+            self.plain = 0.9 * self.plain + 0.1 * min(seconds, 2 * self.plain)
+
+    def shares(self, seconds: float, direct: dict[str, float]) -> dict[str, float]:
+        """Each probe's cost in a step that took `seconds`: the step's excess over a plain
+        one, split by the probes' own timers, never less than what a timer saw."""
+        total = sum(direct.values())
+        if self.plain <= 0 or total <= 0:
+            return dict(direct)
+        extra = seconds - self.plain
+        return {kind: max(t, extra * t / total) for kind, t in direct.items()}
 
 
 @dataclass
@@ -130,13 +195,16 @@ class Pending:
     weight_norms: list[torch.Tensor] = field(default_factory=list)
     update_ratios: list[torch.Tensor] = field(default_factory=list)
     weight_frozen: list[np.ndarray] = field(default_factory=list)
-    act_steps: list[int] = field(default_factory=list)
-    act_stats: list[torch.Tensor] = field(default_factory=list)
     histograms: list[dict] = field(default_factory=list)
 
 
 class Monitors:
-    """All per-layer probes of one training run."""
+    """All per-layer probes of one training run.
+
+    The engine calls, per step: `begin_step` before the forward pass, `forward_done` after
+    it, `backward_done` after the backward pass, the gradient, weight and histogram probes
+    where they are due, and `step_done` with the step's duration.
+    """
 
     def __init__(
         self,
@@ -159,27 +227,29 @@ class Monitors:
             dtype=torch.long,
         )
         self.enabled = settings["enabled"]
-        # One budget shared by the four probes, not one each.
-        budget = settings["budget"] / 4
-        self.schedules = {
-            "gradients": Schedule(settings["gradients_every"], budget),
-            "weights": Schedule(settings["weights_every"], budget),
-            "histograms": Schedule(settings["histograms_every"], budget),
-            "activations": Schedule(settings["activations_every"], budget),
-        }
-        self.act_layers: list[tuple[str, str, nn.Module]] = []
-        for name, block in model.layers.items():
-            found = activation_of(block, node_types[name], activations.get(name, "none"))
-            if found:
-                self.act_layers.append((name, found[0], found[1]))
+        self.budget = settings["budget"]
+        # One budget shared by the probes, not one each.
+        share = self.budget / len(PROBES)
+        self.schedules = {kind: Schedule(settings[f"{kind}_every"], share) for kind in PROBES}
+        self.act_layers = activation_layers(model, node_types, activations)
+        self.signal = SignalProbe(
+            [Watched(layer.name, layer.output) for layer in self.layers], self.act_layers
+        )
+        self.clock = StepClock()
         self.pending = Pending()
-        self.step_seconds = 0.0
-        self._hooks: list = []
-        self._act_values: list[torch.Tensor] = []
         self._old_weights: list[torch.Tensor] | None = None
         self._norm_seconds = 0.0
         self._clone_seconds = 0.0
+        self._direct: dict[str, float] = {}  # probe → seconds its timers saw this step
+        self._quiet = False
+        self._last_plain = -1  # the last step no probe ran in
+        self._signal_step: int | None = None  # the step the signal probe is hooked into
         self.training_changed()
+
+    @property
+    def step_seconds(self) -> float:
+        """A step's time without probes, as measured so far (0 before the first)."""
+        return self.clock.plain
 
     def training_changed(self) -> None:
         """Re-read which parameters train now (fine-tuning freezes and unfreezes stages)."""
@@ -201,10 +271,44 @@ class Monitors:
 
     # -- scheduling -------------------------------------------------------------------
     def wants(self, kind: str, step: int) -> bool:
-        return self.enabled and self.schedules[kind].due(step)
+        return self.enabled and not self._quiet and self.schedules[kind].due(step)
 
-    def _ran(self, kind: str, step: int, started: float) -> None:
-        self.schedules[kind].ran(step, time.perf_counter() - started, self.step_seconds)
+    def _charge(self, kind: str, seconds: float) -> None:
+        self._direct[kind] = self._direct.get(kind, 0.0) + seconds
+
+    def begin_step(self, step: int) -> None:
+        """Before the forward pass: decide whether this step is a plain one, and hook
+        the signal probe in when it is due."""
+        self._direct = {}
+        self._quiet = (
+            self.budget > 0
+            and step - self._last_plain >= QUIET_EVERY
+            and any(s.due(step) for s in self.schedules.values())
+        )
+        self._signal_step = None
+        opening = self.enabled and not self._quiet and self.signal.opening
+        if (opening or self.wants("activations", step)) and not self.signal.idle:
+            self._signal_step = step
+            self.signal.attach(step)
+
+    def forward_done(self) -> None:
+        if self._signal_step is not None:
+            self.signal.detach()
+
+    def backward_done(self) -> None:
+        if self._signal_step is not None:
+            self._charge("activations", self.signal.collect(self._signal_step))
+            self._signal_step = None
+
+    def step_done(self, step: int, seconds: float) -> None:
+        """After the step: what it cost sets when each probe that ran is due again."""
+        if not self._direct:
+            self.clock.plain_step(seconds)
+            self._last_plain = step
+            return
+        plain = self.clock.plain or seconds
+        for kind, cost in self.clock.shares(seconds, self._direct).items():
+            self.schedules[kind].ran(step, cost, plain)
 
     # -- gradients (shared with clipping) ---------------------------------------------
     def gradient_norms(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -217,8 +321,7 @@ class Monitors:
         return out
 
     def record_gradients(self, step: int, per_param: list[torch.Tensor]) -> None:
-        # Charge the norms computed in gradient_norms() to this probe too.
-        started = time.perf_counter() - self._norm_seconds
+        started = time.perf_counter()
         if per_param and len(per_param) == len(self.active):
             owner = self._index_on("owner", per_param[0].device)
             squares = torch.stack(per_param).float().square()
@@ -230,7 +333,8 @@ class Monitors:
             self.pending.grad_steps.append(step)
             self.pending.grad_norms.append(self._frozen_to_nan(per_layer))
             self.pending.grad_frozen.append(self.frozen)
-        self._ran("gradients", step, started)
+        # The norms computed in gradient_norms() are this probe's cost too.
+        self._charge("gradients", time.perf_counter() - started + self._norm_seconds)
 
     def _index_on(self, name: str, device: torch.device) -> torch.Tensor:
         cached = self._on_device.get(name)
@@ -248,12 +352,12 @@ class Monitors:
         if self.wants("weights", step) and self.active_weights:
             started = time.perf_counter()
             self._old_weights = [w.detach().clone() for w in self.active_weights]
-            self._clone_seconds = time.perf_counter() - started
+            self._charge("weights", time.perf_counter() - started)
 
     def after_update(self, step: int) -> None:
         if self._old_weights is None:
             return
-        started = time.perf_counter() - self._clone_seconds
+        started = time.perf_counter()
         current = [w.detach() for w in self.weights]
         moving = [w.detach() for w in self.active_weights]
         deltas = torch._foreach_sub(moving, self._old_weights)
@@ -275,7 +379,7 @@ class Monitors:
         self.pending.update_ratios.append(self._frozen_to_nan(per_d / per_w.clamp_min(1e-12)))
         self.pending.weight_frozen.append(self.frozen)
         self._old_weights = None
-        self._ran("weights", step, started)
+        self._charge("weights", time.perf_counter() - started)
 
     # -- histograms ---------------------------------------------------------------------
     def record_histograms(self, step: int) -> None:
@@ -289,58 +393,14 @@ class Monitors:
             if w.grad is not None:
                 entry["gradients"][layer.name] = _histogram(w.grad.detach())
         self.pending.histograms.append(entry)
-        self._ran("histograms", step, started)
-
-    # -- activations --------------------------------------------------------------------
-    def attach_activation_hooks(self, step: int) -> None:
-        if not self.act_layers or not self.wants("activations", step):
-            return
-        self._act_started = time.perf_counter()
-        self._act_values = []
-        for _, kind, module in self.act_layers:
-            self._hooks.append(module.register_forward_hook(self._stats_hook(kind)))
-
-    def _stats_hook(self, kind: str):
-        def hook(module, inputs, output):
-            a = output[:SAMPLES].detach().float()
-            n = a.numel()
-            mean = a.sum() / n
-            std = (a.square().sum() / n - mean.square()).clamp_min(0).sqrt()
-            if kind in SATURATING:
-                centre, reach = SATURATING[kind]
-                special = ((a - centre).abs() > reach).sum() / n
-            elif kind in RECTIFIED:
-                # A unit (feature or channel) is dead when it is zero for every sample.
-                per_unit = (
-                    a.abs().sum(dim=[d for d in range(a.dim()) if d != 1])
-                    if a.dim() > 2
-                    else a.abs().sum(0)
-                )
-                special = (per_unit == 0).sum() / per_unit.numel()
-            else:
-                special = torch.zeros((), device=a.device)
-            self._act_values.append(torch.stack([mean, std, special]))
-
-        return hook
-
-    def detach_activation_hooks(self, step: int) -> None:
-        if not self._hooks:
-            return
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
-        if len(self._act_values) == len(self.act_layers):
-            self.pending.act_steps.append(step)
-            self.pending.act_stats.append(torch.stack(self._act_values))
-        self._act_values = []
-        self.schedules["activations"].ran(
-            step, time.perf_counter() - self._act_started, self.step_seconds
-        )
+        self._charge("histograms", time.perf_counter() - started)
 
     # -- flushing -----------------------------------------------------------------------
     def flush(self) -> list[dict]:
         """Copy what is pending to the host as plain numpy events."""
-        p, events = self.pending, []
+        # The signal first: the diagnosis judges gradients by the back-propagated profile
+        # when it has one, and by the weight gradients alone otherwise.
+        p, events = self.pending, self.signal.flush(self.names)
         if p.grad_norms:
             events.append(
                 {
@@ -358,19 +418,6 @@ class Monitors:
                     "norms": _host(p.weight_norms),
                     "update_ratio": _host(p.update_ratios),
                     "frozen": np.stack(p.weight_frozen),
-                }
-            )
-        if p.act_stats:
-            stats = _host(p.act_stats)  # (k, layers, 3)
-            events.append(
-                {
-                    "type": "activations",
-                    "step": np.array(p.act_steps),
-                    "layers": [a[0] for a in self.act_layers],
-                    "kinds": [a[1] for a in self.act_layers],
-                    "mean": stats[:, :, 0],
-                    "std": stats[:, :, 1],
-                    "saturated_or_dead": stats[:, :, 2],
                 }
             )
         for entry in p.histograms:

@@ -97,6 +97,8 @@ def probe(
     if losses is not None and len(losses):
         report.loss_first, report.loss_last = float(losses[0]), float(losses[-1])
     activation = _activation_summary(collector)
+    flow = {key: collector.stacked("flow", key) for key in ("forward_rms", "backprop_rms")}
+    back = flow["backprop_rms"]
     for i, name in enumerate(names):
         row = {"layer": name, "type": start["layer_types"][i], "params": int(sizes[i])}
         if grads is not None:
@@ -107,6 +109,10 @@ def probe(
         if weights is not None:
             row["weight_norm"] = float(weights[-1, i])
             row["update_ratio"] = float(_median(ratios[:, i]))
+        if back is not None:
+            row["forward_rms"] = float(_median(flow["forward_rms"][:, i]))
+            row["backprop_rms"] = float(_median(back[:, i]))
+            row["backprop_vs_output"] = float(_median(back[:, i] / np.maximum(back[:, -1], 1e-30)))
         row.update(activation.get(name, {}))
         report.layers.append(row)
     return report
@@ -120,6 +126,7 @@ def _activation_summary(collector: _Collector) -> dict:
     mean = np.concatenate([e["mean"] for e in events])
     std = np.concatenate([e["std"] for e in events])
     special = np.concatenate([e["saturated_or_dead"] for e in events])
+    windows = collector.events.get("dead_units", [])
     out = {}
     for i, (name, kind) in enumerate(zip(layers, kinds)):
         row = {
@@ -129,8 +136,12 @@ def _activation_summary(collector: _Collector) -> dict:
         }
         if kind in ("sigmoid", "tanh"):
             row["saturated"] = float(_median(special[:, i]))
-        elif kind == "relu":
-            row["dead"] = float(_median(special[:, i]))
+        elif kind == "relu" and windows:
+            # Every window of the probe: the newest, and how many samples it spanned.
+            last = windows[-1]
+            at = last["layers"].index(name)
+            row["dead"] = float(last["fraction"][at])
+            row["dead_samples"] = int(last["samples"])
         out[name] = row
     return out
 
@@ -141,6 +152,9 @@ def probe_table(report: ProbeReport) -> str:
         "type",
         "grad norm",
         "× output",
+        "backprop",
+        "× output",
+        "fwd rms",
         "weight norm",
         "update/weight",
         "act mean",
@@ -156,6 +170,9 @@ def probe_table(report: ProbeReport) -> str:
                 r["type"],
                 _num(r.get("grad_norm")),
                 _num(r.get("grad_vs_output")),
+                _num(r.get("backprop_rms")),
+                _num(r.get("backprop_vs_output")),
+                _num(r.get("forward_rms")),
                 _num(r.get("weight_norm")),
                 _num(r.get("update_ratio")),
                 _num(r.get("act_mean")),

@@ -1,69 +1,103 @@
-"""Last good weights on a GPU, where a NaN loss is only seen at the next flush.
+"""Divergence: when the loss says training has run away, and the last good weights.
 
-On the CPU the engine reads every loss before the update, so a NaN stops training with the
-weights untouched. On a GPU that read would stall the pipeline every step, so losses are
-checked in batches at GUI rate (~30 Hz) and a bad step is found a few steps late, after its
-update has already spoiled the weights. This keeps two device copies of the model's
-parameters and buffers: the weights as of the last flush (a candidate) and the weights a
-later finite loss has proven usable. A divergence restores the newest proven copy.
-Copies are device-to-device `_foreach_copy_` calls at flush rate: microseconds for the
-studio's models, and one extra copy of the weights in GPU memory.
+`LossGuard` judges each loss in step order: a loss that is not finite, or one that has
+jumped far above where training started, means the updates overshoot and training
+stops. It sees the same losses in the same order in every run, so a deterministic run
+stops at the same step every time, whatever the timing of the window's refreshes.
+
+`Rollback` keeps the weights (parameters and buffers, so BatchNorm statistics too) that a
+finite, non-diverging loss has proven usable: a loss is computed from the weights as they
+are before its step's update, so it proves them. Copies are device-to-device
+`_foreach_copy_` calls into reserved tensors. On the CPU every loss is judged as it comes,
+and the weights it proves are kept every `SNAPSHOT_EVERY` steps and at every step while
+the loss is above where it started (a run on its way out), so a divergence usually
+restores the weights of the step right before it. On a GPU losses are read at flushes; the
+weights are copied at each flush and proven at the next.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+SNAPSHOT_EVERY = 20
+JUMP = 10.0  # a loss this many times its first value (and JUMP_MARGIN above it) diverged
+JUMP_MARGIN = 5.0
+
+
+class LossGuard:
+    """Decides, loss by loss, whether training has diverged."""
+
+    def __init__(self):
+        self.first: float | None = None
+        self.rising = False  # the newest loss is above the first: keep weights every step
+
+    def check(self, step: int, loss: float) -> str | None:
+        """None while training is sound; otherwise the reason, as a sentence fragment."""
+        if not math.isfinite(loss):
+            return f"the loss became {loss} at step {step + 1}"
+        if self.first is None:
+            self.first = loss
+            return None
+        if loss > JUMP * self.first and loss > self.first + JUMP_MARGIN:
+            return (
+                f"the loss jumped from {self.first:.3g} to {loss:.3g} at step {step + 1}: each "
+                "update overshoots"
+            )
+        self.rising = loss > self.first
+        return None
+
+    def state_dict(self) -> dict:
+        return {"first": self.first}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.first = state.get("first")
+
 
 class Rollback:
-    def __init__(self, model: nn.Module, step: int):
+    """The newest weights a sound loss has proven.
+
+    On the CPU (`late=False`) each loss is judged before its update, so `keep(step)` copies
+    weights that step's loss has just proven. On a GPU (`late=True`) losses are judged at
+    flushes: `snapshot(step)` copies the weights as they are into a candidate, proven once a
+    later flush shows step `step`'s loss was sound.
+    """
+
+    def __init__(self, model: nn.Module, step: int, late: bool):
         self.tensors = [t for t in (*model.parameters(), *model.buffers())]
-        self.candidate = [t.detach().clone() for t in self.tensors]
-        self.candidate_step = step  # the first step that ran on the candidate weights
         self.good = [t.detach().clone() for t in self.tensors]
+        self.good_step = step
+        self.candidate = [t.detach().clone() for t in self.tensors] if late else None
+        self.candidate_step = step
+
+    def due(self, step: int, rising: bool) -> bool:
+        """CPU: whether to keep the weights step `step`'s sound loss has just proven."""
+        return rising or step - self.good_step >= SNAPSHOT_EVERY
+
+    @torch.no_grad()
+    def keep(self, step: int) -> None:
+        """CPU: the weights as they are gave step `step` a sound loss; keep them."""
+        torch._foreach_copy_(self.good, self.tensors)
         self.good_step = step
 
     @torch.no_grad()
-    def checked(self, last_finite_step: int, next_step: int) -> None:
-        """Steps up to last_finite_step had finite losses; remember the weights for next_step."""
-        if last_finite_step >= self.candidate_step:
-            # The candidate gave a finite loss: it is proven usable.
+    def snapshot(self, step: int) -> None:
+        """GPU: every loss before `step` was sound, so the candidate is proven; the weights
+        as they are now (those step `step` computes its loss from) become the candidate."""
+        if step > self.candidate_step:
             self.good, self.candidate = self.candidate, self.good
             self.good_step = self.candidate_step
         torch._foreach_copy_(self.candidate, self.tensors)
-        self.candidate_step = next_step
+        self.candidate_step = step
 
     @torch.no_grad()
     def restore(self, first_bad_step: int) -> int:
-        """Put back the newest weights that gave a finite loss; returns the step they are from."""
-        if first_bad_step > self.candidate_step:
+        """Put back the newest weights a sound loss proved; returns the step they are from."""
+        if self.candidate is not None and first_bad_step > self.candidate_step:
             source, step = self.candidate, self.candidate_step
         else:
             source, step = self.good, self.good_step
         torch._foreach_copy_(self.tensors, source)
         return step
-
-
-class BufferGuard:
-    """Batch-norm statistics as they were before the step (the CPU path).
-
-    On the CPU a NaN loss is caught before the update, but the forward pass that produced it
-    has already folded the bad batch into every BatchNorm's running mean and variance;
-    without this the weights would be "kept" and the model would still answer NaN.
-    """
-
-    def __init__(self, model: nn.Module):
-        self.buffers = [b for b in model.buffers() if b.is_floating_point()]
-        self.copies = [b.detach().clone() for b in self.buffers]
-
-    def __bool__(self) -> bool:
-        return bool(self.buffers)
-
-    @torch.no_grad()
-    def save(self) -> None:
-        torch._foreach_copy_(self.copies, self.buffers)
-
-    @torch.no_grad()
-    def restore(self) -> None:
-        torch._foreach_copy_(self.buffers, self.copies)

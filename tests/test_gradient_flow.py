@@ -1,0 +1,102 @@
+"""Gradient flow per layer: the back-propagated signal (the loss gradient with respect to
+each layer's output) beside the forward signal, as in Glorot & Bengio (2010, Fig. 7) and
+He et al. (2015); and monitors whose time budget counts what probes really cost."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from support import mlp_project
+
+from studio.cli import main
+from studio.projectfile import save_project
+from studio.training.engine import Trainer
+from studio.training.monitors import QUIET_EVERY, Schedule, StepClock
+from studio.training.probe import probe
+from studio.training.session import train
+
+
+def backprop_at_start(project, tmp_path, capsys) -> np.ndarray:
+    """`studio diagnose --steps 0 --json`: the profile before any update."""
+    path = tmp_path / f"{project.name}.json"
+    save_project(project, path)
+    assert main(["diagnose", str(path), "--steps", "0", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    return np.array([row["backprop_rms"] for row in layers if row["layer"].startswith("dense")])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_glorot_and_bengio_fig7_standard_init_shrinks_xavier_keeps(seed, tmp_path, capsys):
+    # Five tanh layers of 256: PyTorch's default init is Glorot's "standard" one,
+    # U[-1/sqrt(fan_in), 1/sqrt(fan_in)]; xavier_uniform is their "normalized" one.
+    standard = mlp_project(5, 256, "tanh", {"name": "default"}, seed=seed)
+    xavier = mlp_project(5, 256, "tanh", {"name": "xavier_uniform"}, seed=seed)
+    shrinking = backprop_at_start(standard, tmp_path, capsys)
+    assert len(shrinking) == 5 and np.all(np.diff(shrinking) > 0)  # grows toward the output
+    assert shrinking[-1] / shrinking[0] >= 3
+    flat = backprop_at_start(xavier, tmp_path, capsys)
+    centre = np.exp(np.mean(np.log(flat)))
+    assert np.all(np.abs(flat / centre - 1) <= 0.3), flat / centre
+
+
+def test_he_et_al_xavier_vanishes_in_30_relu_layers_kaiming_learns():
+    xavier = probe(mlp_project(30, 128, "relu", {"name": "xavier_normal"}), steps=5)
+    (vanishing,) = xavier.findings
+    assert vanishing.kind == "vanishing_gradients"
+    assert "Xavier init with ReLU halves the signal's variance" in vanishing.message
+    assert len(vanishing.fix["nodes"]) == 30
+    assert {c["initializer"]["name"] for c in vanishing.fix["nodes"].values()} == {
+        "kaiming_normal"
+    }
+    rows = {row["layer"]: row for row in xavier.layers}
+    assert rows["dense1"]["backprop_rms"] < 1e-3 * rows["dense30"]["backprop_rms"]
+
+    kaiming = mlp_project(30, 128, "relu", {"name": "kaiming_normal"}, epochs=3)
+    kaiming.training["optimizer"]["lr"] = 1e-4
+    assert probe(kaiming, steps=30).findings == []
+    outcome = train(kaiming, runs_root=None)
+    assert outcome.findings == []
+    assert outcome.result.best["metrics"]["val_accuracy"] > 0.8
+
+
+def test_training_streams_the_flow_from_step_0():
+    events = []
+    project = mlp_project(3, 32, "relu", {"name": "kaiming_normal"}, epochs=1)
+    Trainer(project, listeners=[events.append]).fit()
+    flows = [e for e in events if e["type"] == "flow"]
+    assert flows and flows[0]["step"][0] == 0
+    assert flows[0]["layers"] == ["dense1", "dense2", "dense3", "classes"]
+    back = np.concatenate([e["backprop_rms"] for e in flows])
+    forward = np.concatenate([e["forward_rms"] for e in flows])
+    assert back.shape == forward.shape and back.shape[1] == 4
+    assert np.all(back > 0) and np.all(forward > 0)
+
+
+def test_a_probe_is_charged_what_it_adds_to_a_step_not_what_its_timer_saw():
+    clock = StepClock()
+    for _ in range(20):
+        clock.plain_step(0.010)
+    # A probe whose own code took 1 ms but whose hooks slowed the step by 6 ms.
+    shares = clock.shares(0.016, {"activations": 0.001})
+    assert shares["activations"] == pytest.approx(0.006)
+    # Two probes in one step share the excess by their timers; never below a timer.
+    shares = clock.shares(0.013, {"gradients": 0.001, "weights": 0.002})
+    assert shares == pytest.approx({"gradients": 0.001, "weights": 0.002})
+    # A machine hiccup in a plain step moves the yardstick only a little.
+    clock.plain_step(1.0)
+    assert clock.plain < 0.013
+    schedule = Schedule(every=1, budget=0.01)
+    schedule.ran(step=0, seconds=0.006, step_seconds=0.010)
+    assert schedule.next_step == 60  # 6 ms per run at 1% of 10 ms steps: every 60 steps
+
+
+def test_with_a_budget_some_steps_stay_free_of_probes_to_measure_a_plain_step():
+    project = mlp_project(2, 16, "relu", {"name": "kaiming_normal"}, epochs=3)
+    project.training["monitors"].update(budget=1.0, gradients_every=1)  # every step fits
+    events = []
+    Trainer(project, listeners=[events.append]).fit()
+    probed = np.concatenate([e["step"] for e in events if e["type"] == "gradients"])
+    missing = sorted(set(range(int(probed.max()) + 1)) - set(probed.tolist()))
+    assert missing and np.all(np.diff([-1, *missing]) <= QUIET_EVERY)
