@@ -142,9 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(Smith's range test, as fastai's lr_find); suggests a rate and a range.",
         run_lr_find,
     )
-    lr_find.add_argument(
-        "--steps", type=int, default=200, help="steps of the sweep (default 200)"
-    )
+    lr_find.add_argument("--steps", type=int, default=200, help="steps of the sweep (default 200)")
     lr_find.add_argument(
         "--start-lr", type=float, default=1e-7, help="first learning rate (default 1e-7)"
     )

@@ -70,7 +70,11 @@ def test_a_resnet18_from_scratch_on_generated_images_raises_no_finding(tmp_path)
         name="resnet18_scratch",
         network=chain(
             {"id": "image", "type": "Input", "params": {"shape": [3, 32, 32]}},
-            {"id": "backbone", "type": "ResNet18", "params": {"weights": "none", "freeze_point": 0}},
+            {
+                "id": "backbone",
+                "type": "ResNet18",
+                "params": {"weights": "none", "freeze_point": 0},
+            },
             {"id": "classes", "type": "Output", "params": {"units": 4}},
         ),
     )
@@ -218,7 +222,9 @@ def test_a_noisy_climb_of_the_validation_loss_is_overfitting():
     # Noisy training whose validation loss swings around its training loss is not.
     noisy_train = [1.0, 0.7, 0.6, 0.66, 0.66, 0.52, 0.5, 0.5]
     noisy_val = [0.9, 0.5, 0.33, 0.39, 0.35, 0.49, 0.45, 0.48]
-    assert feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), epochs(noisy_train, noisy_val)) == []
+    assert (
+        feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), epochs(noisy_train, noisy_val)) == []
+    )
     finding = diagnosis.findings[0]
     assert finding.fix["training"]["early_stopping.enabled"] is True
     # With early stopping on, the run stops at the turn: nothing to say.

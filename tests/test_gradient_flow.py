@@ -47,9 +47,7 @@ def test_he_et_al_xavier_vanishes_in_30_relu_layers_kaiming_learns():
     assert vanishing.kind == "vanishing_gradients"
     assert "Xavier init with ReLU halves the signal's variance" in vanishing.message
     assert len(vanishing.fix["nodes"]) == 30
-    assert {c["initializer"]["name"] for c in vanishing.fix["nodes"].values()} == {
-        "kaiming_normal"
-    }
+    assert {c["initializer"]["name"] for c in vanishing.fix["nodes"].values()} == {"kaiming_normal"}
     rows = {row["layer"]: row for row in xavier.layers}
     assert rows["dense1"]["backprop_rms"] < 1e-3 * rows["dense30"]["backprop_rms"]
 

@@ -56,7 +56,11 @@ def test_a_backbone_is_swept_at_its_freeze_point(tmp_path):
         name="resnet_sweep",
         network=chain(
             {"id": "image", "type": "Input", "params": {"shape": [3, 32, 32]}},
-            {"id": "backbone", "type": "ResNet18", "params": {"weights": "none", "freeze_point": 4}},
+            {
+                "id": "backbone",
+                "type": "ResNet18",
+                "params": {"weights": "none", "freeze_point": 4},
+            },
             {"id": "classes", "type": "Output", "params": {"units": 3}},
         ),
     )

@@ -17,14 +17,19 @@ from PySide6.QtWidgets import (
 
 from studio.commands import apply_fix
 from studio.errors import ProjectError
+from studio.fixes import describe_fix
 from ui.document import DocumentModel
 from ui.theme import icon
 
 SEVERITY_COLOURS = {"error": "#dc2626", "warning": "#d97706"}
+# Findings about the learning rate: their card offers the learning-rate finder.
+LEARNING_RATE = {"lr_too_low", "lr_too_high", "diverged", "exploding_gradients", "not_learning"}
 
 
 class FindingCard(QFrame):
-    def __init__(self, finding: dict, on_fix, on_show, parent: QWidget | None = None):
+    def __init__(
+        self, finding: dict, on_fix, on_show, on_find_lr, tip: str, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.finding = finding
         colour = SEVERITY_COLOURS.get(finding["severity"], "#6b7280")
@@ -52,32 +57,31 @@ class FindingCard(QFrame):
             show.clicked.connect(lambda: on_show(finding["layers"]))
             buttons.addWidget(show)
         fix = finding.get("fix") or {}
+        self.fix_button: QPushButton | None = None
         if fix.get("nodes") or fix.get("training"):
             self.fix_button = QPushButton(icon("fix"), "Apply suggested fix")
-            self.fix_button.setToolTip(_describe_fix(fix))
+            self.fix_button.setToolTip(tip)
             self.fix_button.clicked.connect(lambda: on_fix(self))
             buttons.addWidget(self.fix_button)
+        if finding.get("kind") in LEARNING_RATE:
+            finder = QPushButton("Find learning rate…")
+            finder.setToolTip("Run → Find Learning Rate: measure a rate on a copy of the model")
+            finder.clicked.connect(on_find_lr)
+            buttons.addWidget(finder)
         buttons.addStretch(1)
         layout.addLayout(buttons)
 
-
-def _describe_fix(fix: dict) -> str:
-    lines = []
-    nodes = fix.get("nodes", {})
-    if nodes:
-        fields = sorted({k for changes in nodes.values() for k in changes})
-        lines.append(
-            f"Set {', '.join(fields)} on {len(nodes)} layer(s): {', '.join(list(nodes)[:6])}"
-            + ("…" if len(nodes) > 6 else "")
-        )
-    for path, value in fix.get("training", {}).items():
-        lines.append(f"training.{path} = {value}")
-    return "\n".join(lines)
+    def settle(self, text: str) -> None:
+        """The fix is no longer to be applied from here (applied, covered, impossible)."""
+        if self.fix_button is not None:
+            self.fix_button.setText(text)
+            self.fix_button.setEnabled(False)
 
 
 class FindingsPanel(QScrollArea):
     show_layers = Signal(list)
     fix_applied = Signal(str)
+    find_lr_requested = Signal()
 
     def __init__(self, model: DocumentModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -103,7 +107,10 @@ class FindingsPanel(QScrollArea):
 
     def add(self, finding: dict) -> None:
         self.empty.hide()
-        card = FindingCard(finding, self._apply, self.show_layers.emit)
+        tip = "\n".join(describe_fix(self.model.project, finding.get("fix") or {}))
+        card = FindingCard(
+            finding, self._apply, self.show_layers.emit, self.find_lr_requested.emit, tip
+        )
         self._layout.addWidget(card)
         self.cards.append(card)
 
@@ -111,10 +118,15 @@ class FindingsPanel(QScrollArea):
         try:
             command = apply_fix(self.model.project, card.finding["fix"], card.finding["title"])
         except ProjectError as err:
-            card.fix_button.setText(f"Cannot apply: {err}")
-            card.fix_button.setEnabled(False)
+            card.settle(f"Cannot apply: {err}")
             return
         self.model.push(command)
-        card.fix_button.setText("Fix applied (Ctrl+Z to undo) — train again to compare")
-        card.fix_button.setEnabled(False)
+        card.settle("Fix applied (Ctrl+Z to undo) — train again to compare")
+        # A fix whose layers this one already changed (a vanishing fix turns sigmoid layers
+        # into ReLU ones; their saturation fix would not fit them any more).
+        changed = set(card.finding["fix"].get("nodes", {}))
+        for other in self.cards:
+            nodes = set((other.finding.get("fix") or {}).get("nodes", {}))
+            if other is not card and other.fix_button is not None and nodes and nodes <= changed:
+                other.settle(f"Covered by the fix for '{card.finding['title']}'")
         self.fix_applied.emit(card.finding["title"])

@@ -25,6 +25,7 @@ from studio.errors import StudioError
 from studio.projectfile import load_project, save_project
 from studio.report import human_count
 from studio.settings import DATA, TRAINING
+from studio.training.health import layer_health, node_health
 from studio.training.runs import Run
 from studio.training.setup import pick_device
 from studio.transfer_edits import TransferEditError, use_run_as_backbone
@@ -35,6 +36,7 @@ from ui.document import DocumentModel
 from ui.export_dialog import ExportDialog
 from ui.findings import FindingsPanel
 from ui.inspector import Inspector
+from ui.lr_finder import LRFinderDialog
 from ui.palette import LayerPalette
 from ui.plots import TrainingPlots
 from ui.plots import apply_theme as apply_plot_theme
@@ -46,6 +48,7 @@ from ui.training import TrainingController
 
 EXAMPLES = RESOURCES / "examples"
 MAX_RECENT = 8
+HEALTH_INTERVAL_MS = 500
 
 
 def runs_root() -> Path:
@@ -69,6 +72,11 @@ class MainWindow(QMainWindow):
         self._total_steps = 0
         self._first_step = 0
         self._train_samples: int | None = None  # from a run's start event, when it says
+        # Node health marks follow the plots' history at a few Hz, not per event.
+        self._health_timer = QTimer(self)
+        self._health_timer.setSingleShot(True)
+        self._health_timer.setInterval(HEALTH_INTERVAL_MS)
+        self._health_timer.timeout.connect(self._update_health)
 
         self.canvas = GraphCanvas(self.model)
         self.setCentralWidget(self.canvas)
@@ -191,6 +199,11 @@ class MainWindow(QMainWindow):
         self.act_stop = self._action(
             "&Stop", self.stop_training, "Ctrl+.", "stop", "Stop training (keeps a checkpoint)"
         )
+        self.act_lr_find = self._action(
+            "Find &Learning Rate…",
+            self.find_learning_rate,
+            tip="Sweep the learning rate on a copy of the model and suggest one",
+        )
         self.act_fit = self._action("&Fit to View", lambda: self.canvas.fit_to_view(), "F", "fit")
         self.act_fit.setShortcutContext(Qt.WidgetWithChildrenShortcut)
         self.canvas.addAction(self.act_fit)
@@ -238,6 +251,8 @@ class MainWindow(QMainWindow):
         view.addAction(self.act_dark)
         run = self.menuBar().addMenu("&Run")
         run.addActions([self.act_check, self.act_train, self.act_pause, self.act_stop])
+        run.addSeparator()
+        run.addAction(self.act_lr_find)
         transfer = self.menuBar().addMenu("T&ransfer")
         transfer.addAction(self.act_strategy)
         help_menu = self.menuBar().addMenu("&Help")
@@ -281,6 +296,7 @@ class MainWindow(QMainWindow):
         self.canvas.status_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.plots.layer_clicked.connect(lambda name: m.select([self._node_of_layer(name)]))
         self.findings.show_layers.connect(self._show_layers)
+        self.findings.find_lr_requested.connect(self.find_learning_rate)
         self.findings.fix_applied.connect(
             lambda title: self.statusBar().showMessage(
                 f"Applied the fix for '{title}'. Train again to compare.", 6000
@@ -409,6 +425,7 @@ class MainWindow(QMainWindow):
         self._update_status()
         self.findings.clear()
         self.plots.clear()
+        self.canvas.set_health({})
         self.runs.show_project(self.runs_root, self.model.project.name)
         QTimer.singleShot(0, self.canvas.fit_to_view)
 
@@ -510,10 +527,27 @@ class MainWindow(QMainWindow):
         self.findings.clear()
         self.plots.clear()
         self.canvas.clear_highlight()
+        self.canvas.set_health({})
         base = self.model.path.parent if self.model.path else Path.cwd()
         self._progress_started = time.monotonic()
         self.training.start(self.model.project, self.runs_root, base)
         self.plots_dock.raise_()
+
+    def find_learning_rate(self) -> None:
+        if not self.model.analysis.ok:
+            self.check()
+            return
+        if self.training.running:
+            self.statusBar().showMessage("Stop training first: the sweep needs the CPU.", 6000)
+            return
+        base = self.model.path.parent if self.model.path else Path.cwd()
+        dialog = LRFinderDialog(self.model, base, self)
+        if dialog.exec() and dialog.result is not None:
+            self.statusBar().showMessage(
+                f"Learning rate set to {self.model.project.training['optimizer']['lr']:g} "
+                "(Ctrl+Z to undo).",
+                8000,
+            )
 
     def toggle_pause(self) -> None:
         if self.training.state == "paused":
@@ -531,6 +565,8 @@ class MainWindow(QMainWindow):
         self.act_pause.setText("&Resume" if state == "paused" else "&Pause")
         self.act_pause.setIcon(icon("train" if state == "paused" else "pause"))
         self.act_stop.setEnabled(running and state != "stopping")
+        # A sweep beside a training run would halve both their speeds.
+        self.act_lr_find.setEnabled(not running)
         self.progress.setVisible(running)
         if state == "paused":
             self.eta.setText("Paused")
@@ -574,7 +610,21 @@ class MainWindow(QMainWindow):
                 self.findings.add(event)
                 self.canvas.highlight_nodes(event.get("layers", []), "#f59e0b")
                 self.findings_dock.raise_()
+            if kind in ("flow", "activations") and not self._health_timer.isActive():
+                self._health_timer.start()
         self.plots.refresh()
+
+    def _update_health(self) -> None:
+        """Each node's mark from the newest gradient flow and activation numbers."""
+        h = self.plots.history
+        last = h.flow_last
+        by_layer = layer_health(
+            h.flow_layers,
+            last.backprop if last is not None else None,
+            last.forward if last is not None else None,
+            h.latest_activations(),
+        )
+        self.canvas.set_health(node_health(by_layer))
 
     def _show_download(self, event: dict) -> None:
         done, total = event["done"], event["total"]

@@ -154,7 +154,7 @@ class TorchvisionBackbone(LayerType):
 
 
 def _ends_in_relu(block: nn.Module) -> str:
-    """"relu" when a studio block's output is its ReLU's (dropout after it keeps zeros
+    """ "relu" when a studio block's output is its ReLU's (dropout after it keeps zeros
     zero; a normalization after it does not)."""
     act = getattr(block, "act", None)
     if isinstance(act, nn.ReLU) and not (block.norm is not None and block.norm_after_activation):

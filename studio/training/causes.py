@@ -169,10 +169,15 @@ def dead_cause(nodes: list[Node], from_start: bool) -> Cure:
     node = nodes[0]
     family = init_family(node)
     init = describe_init(node)
-    mean = node.initializer.get("mean", 0.0) if node.initializer.get("name") in (
-        "normal",
-        "truncated_normal",
-    ) else 0.0
+    mean = (
+        node.initializer.get("mean", 0.0)
+        if node.initializer.get("name")
+        in (
+            "normal",
+            "truncated_normal",
+        )
+        else 0.0
+    )
     if from_start and family != "kaiming":
         shifted = (
             f"{init[0].upper()}{init[1:]} pushes most inputs of the ReLU below zero"
@@ -189,7 +194,9 @@ def dead_cause(nodes: list[Node], from_start: bool) -> Cure:
             "They gave zero from the first steps although the init is Kaiming: the inputs "
             "reaching them are mostly negative.",
             "Add batch normalization before the activation, or use LeakyReLU.",
-            {"normalization": dict(BATCH_NORM)} if not has_norm(node) else {"activation": "leaky_relu"},
+            {"normalization": dict(BATCH_NORM)}
+            if not has_norm(node)
+            else {"activation": "leaky_relu"},
         )
     return Cure(
         "They fired at first and died during training: large updates pushed their inputs "

@@ -268,9 +268,7 @@ class Diagnosis:
         if len(self._saturation) < 2:
             return
         level = np.nanmedian(np.stack(self._saturation), axis=0)
-        saturated = [
-            (layers[i], float(v)) for i, v in zip(squashing, level) if v > SATURATED
-        ]
+        saturated = [(layers[i], float(v)) for i, v in zip(squashing, level) if v > SATURATED]
         covered = self._covered_by_vanishing()
         saturated = [(n, v) for n, v in saturated if n not in covered]
         if not saturated:
@@ -285,7 +283,10 @@ class Diagnosis:
             reason = " " + " ".join(c.reason for c in cures)
             remedy = " ".join(dict.fromkeys(c.remedy for c in cures))
             fix = self._fix_for(
-                [(group, cure.changes) for group, cure in zip(causes.group_by_pattern(nodes), cures)]
+                [
+                    (group, cure.changes)
+                    for group, cure in zip(causes.group_by_pattern(nodes), cures)
+                ]
             )
         self._raise(
             Finding(

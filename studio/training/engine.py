@@ -11,7 +11,6 @@ steps, and nothing draws from the global random generator that dropout uses.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable

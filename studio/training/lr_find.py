@@ -8,8 +8,9 @@ fastai does) and the sweep stops once it runs away (four times its lowest value,
 finite). The curve gives:
 - the suggestion, by fastai's default "valley" rule: the longest stretch over which the
   smoothed loss keeps falling, and the rate halfway along it;
-- a range, by Smith's rule: from where the loss starts falling to where it is lowest
-  (the bounds of a cyclical or one-cycle schedule);
+- a range, by Smith's rule: from where the loss starts falling (a tenth of the way down
+  from its level at the start to its lowest) to where it is lowest (the bounds of a
+  cyclical or one-cycle schedule);
 - for reference, the steepest descent and the lowest loss's rate divided by ten.
 The sweep runs inside `torch.random.fork_rng`, on its own model, optimizer and batch
 generator: the project, any trained weights and the global random streams are untouched.
@@ -202,7 +203,13 @@ def _suggest(result: LRFindResult) -> None:
             f"({result.stopped}); check the data and the network before the learning rate."
         )
     result.suggestion = float(lrs[start + (end - start) // 2])
-    result.low, result.high = float(lrs[start]), float(lrs[int(np.argmin(smooth))])
+    # Smith's range: the loss has started to fall once it is a tenth of the way from its
+    # level at the start of the sweep down to its lowest; it stops falling at the lowest.
+    lowest = int(np.argmin(smooth))
+    level = float(np.median(smooth[: max(1, len(smooth) // 10)]))
+    falling = np.nonzero(smooth[: lowest + 1] < level - 0.1 * (level - smooth[lowest]))[0]
+    result.low = float(lrs[falling[0] if falling.size else start])
+    result.high = float(lrs[lowest])
     slopes = np.gradient(smooth, np.log(lrs))
     result.steepest = float(lrs[int(np.argmin(slopes))])
     result.minimum_tenth = float(lrs[int(np.argmin(smooth))] / 10)

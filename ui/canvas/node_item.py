@@ -26,9 +26,13 @@ from studio.analysis import LayerInfo
 from studio.document import Node
 from studio.registry import LayerType
 from studio.shapes_text import describe
+from studio.training.health import Health
 from ui.canvas import style
 from ui.canvas.port_item import IN, OUT, PortItem
 from ui.stages import StageRow, freeze_point, is_backbone, stage_rows
+
+HEALTH_COLOURS = {"good": "#16a34a", "weak": "#d97706", "bad": "#dc2626"}
+HEALTH_STRIP = 4.0  # px: the coloured edge on the node's left side
 
 # Initializer names, shortened for the options line (the tooltip and inspector say them whole).
 _INIT_SHORT = {
@@ -169,6 +173,8 @@ class NodeItem(QGraphicsItem):
         self.in_ports: dict[str, PortItem] = {}
         self.out_port = PortItem(self, OUT, "out")
         self.highlight: QColor | None = None
+        # How the signal fares here in the latest training run (None: no run yet).
+        self.health: Health | None = None
         # The position last taken from the document: a drag is the difference from it.
         self.synced_pos: QPointF | None = None
         self.height = 0.0
@@ -203,7 +209,7 @@ class NodeItem(QGraphicsItem):
             self.prepareGeometryChange()
             self.height = height
         self.face = face
-        self.setToolTip(face.tooltip)
+        self._set_tooltip()
         if first or face.ports != old.ports or height != old_height:
             self._layout_ports()
         self.update()
@@ -239,6 +245,23 @@ class NodeItem(QGraphicsItem):
     def port_x(index: int, count: int) -> float:
         spacing = style.NODE_WIDTH / (count + 1)
         return -style.NODE_WIDTH / 2 + spacing * (index + 1)
+
+    def set_health(self, health: Health | None) -> None:
+        def shown(h):  # what the mark and the tooltip say (NaN numbers never compare equal)
+            return None if h is None else (h.level, h.label, h.describe())
+
+        if shown(health) != shown(self.health):
+            self.health = health
+            self._set_tooltip()
+            self.update()
+
+    def _set_tooltip(self) -> None:
+        tip = self.face.tooltip
+        health = self.health
+        if health is not None and health.level:
+            lines = html.escape(health.describe(), quote=False).replace("\n", "<br>")
+            tip += f"<hr><b>In the latest run</b><br>{lines}"
+        self.setToolTip(tip)
 
     def set_highlight(self, colour: QColor | None) -> None:
         if colour != self.highlight:
@@ -364,6 +387,8 @@ class NodeItem(QGraphicsItem):
                 rect.adjusted(2.5, 2.5, -2.5, -2.5), style.CORNER - 2, style.CORNER - 2
             )
 
+        if self.health is not None and self.health.level:
+            self._paint_health_strip(painter, rect)
         if lod >= 0.35:  # below that the text is unreadable anyway; skip it for speed
             self._paint_text(painter, s, rect)
         if face.error:
@@ -440,6 +465,22 @@ class NodeItem(QGraphicsItem):
         shape_w = QFontMetricsF(s.mono_font).horizontalAdvance(shape)
         painter.drawText(band, Qt.AlignRight | Qt.AlignVCenter, shape)
         left = face.params_text if not face.error else "error"
+        health = self.health
+        if health is not None and health.level and not face.error:
+            # The health dot, and what is wrong in a few characters (else the params).
+            colour = QColor(HEALTH_COLOURS[health.level])
+            dot = QPointF(band.left() + 4, band.center().y())
+            painter.setPen(Qt.NoPen)
+            painter.setBrush(colour)
+            painter.drawEllipse(dot, 3.6, 3.6)
+            band = band.adjusted(11, 0, 0, 0)
+            width -= 11
+            if health.label:
+                left = health.label
+                painter.setFont(s.small_font)
+                painter.setPen(colour)
+                painter.drawText(band, Qt.AlignLeft | Qt.AlignVCenter, left)
+                return
         if left:
             painter.setFont(s.small_font)
             painter.setPen(s.error if face.error else s.text_dim)
@@ -447,6 +488,16 @@ class NodeItem(QGraphicsItem):
                 left, Qt.ElideRight, max(0.0, width - shape_w - 8)
             )
             painter.drawText(band, Qt.AlignLeft | Qt.AlignVCenter, text)
+
+    def _paint_health_strip(self, painter, rect: QRectF) -> None:
+        """The left edge in the health colour: seen even zoomed out, where text is not."""
+        clip = QPainterPath()
+        clip.addRect(QRectF(rect.left(), rect.top(), HEALTH_STRIP, rect.height()))
+        body = QPainterPath()
+        body.addRoundedRect(rect, style.CORNER, style.CORNER)
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(QColor(HEALTH_COLOURS[self.health.level]))
+        painter.drawPath(body.intersected(clip))
 
     def _paint_toggle(self, painter, s: style.CanvasStyle) -> None:
         """A small triangle: pointing right when the stages are hidden, down when shown."""

@@ -366,6 +366,11 @@ class GraphScene(QGraphicsScene):
             if item is not None:
                 item.set_highlight(colour)
 
+    def set_health(self, health: dict) -> None:
+        """Each node's health mark from the latest run ({node id: Health}); others none."""
+        for nid, item in self.nodes.items():
+            item.set_health(health.get(nid))
+
     def restyle(self) -> None:
         """Repaint everything after a palette change."""
         style.refresh()

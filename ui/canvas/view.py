@@ -132,6 +132,10 @@ class GraphCanvas(QGraphicsView):
     def clear_highlight(self) -> None:
         self._scene.set_highlight(list(self._scene.nodes), None)
 
+    def set_health(self, health: dict) -> None:
+        """Health marks from the latest run: {node id: studio.training.health.Health}."""
+        self._scene.set_health(health)
+
     def center_on(self, node_id: str) -> None:
         item = self._scene.nodes.get(node_id)
         if item is not None:

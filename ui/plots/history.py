@@ -14,6 +14,7 @@ stored as NaN (a gap in the line, a transparent heatmap cell).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -117,6 +118,13 @@ class Snapshots:
                 setattr(self, name, items[:-half][::2] + items[-half:])
 
 
+@dataclass(frozen=True)
+class FlowSample:
+    step: int
+    forward: np.ndarray  # RMS of each layer's output
+    backprop: np.ndarray  # RMS of the loss gradient with respect to it
+
+
 class _Smoother:
     """Debiased exponential moving average (as TensorBoard's smoothing), NaN-tolerant."""
 
@@ -218,6 +226,12 @@ class RunHistory:
         self.act_fraction = LayerSeries(log=False)
         for series in (self.act_mean, self.act_std, self.act_fraction):
             series.reset(acts)
+        # Gradient flow (forward and back-propagated RMS per layer): the first sample (the
+        # network as initialized) and the newest, which is all the flow plot draws.
+        self.flow_layers: list[str] = list(start.get("layers", []))
+        self.flow_first: FlowSample | None = None
+        self.flow_last: FlowSample | None = None
+        self.flow_version = 0
         self.histograms: dict[str, dict[str, Snapshots]] = {"weights": {}, "gradients": {}}
         self.histogram_version = 0
         self.marks: list[tuple[float, str, str]] = []  # step, label, kind
@@ -280,6 +294,32 @@ class RunHistory:
         self.act_mean.append(event["step"], event["mean"])
         self.act_std.append(event["step"], event["std"])
         self.act_fraction.append(event["step"], event["saturated_or_dead"])
+
+    def _on_flow(self, event: dict) -> None:
+        steps = np.asarray(event["step"]).reshape(-1)
+        forward = np.asarray(event["forward_rms"], dtype=np.float64)
+        back = np.asarray(event["backprop_rms"], dtype=np.float64)
+        if not len(steps) or forward.shape != back.shape or forward.shape[0] != len(steps):
+            return
+        self.flow_layers = list(event.get("layers", self.flow_layers))
+        if self.flow_first is None:
+            self.flow_first = FlowSample(int(steps[0]), forward[0], back[0])
+        self.flow_last = FlowSample(int(steps[-1]), forward[-1], back[-1])
+        self.flow_version += 1
+
+    def latest_activations(self) -> dict[str, tuple[str, float]]:
+        """Per activation layer: its kind and newest saturated-or-dead share."""
+        series = self.act_fraction
+        n = len(series)
+        if not n:
+            return {}
+        last = series.values.data[:, n - 1] if series.values.n else []
+        kinds = self.activation_kinds
+        return {
+            name: (kinds[i] if i < len(kinds) else "", float(last[i]))
+            for i, name in enumerate(series.names)
+            if i < len(last)
+        }
 
     def _on_histograms(self, event: dict) -> None:
         step = int(event.get("step", 0))

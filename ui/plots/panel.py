@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from ui.plots import style
 from ui.plots.activations import ActivationPlot
+from ui.plots.flow import GradientFlowPlot
 from ui.plots.gradients import GradientNormPlot
 from ui.plots.histograms import HistogramPlot
 from ui.plots.history import RunHistory
@@ -41,8 +42,8 @@ def as_history(data) -> RunHistory | None:
 
 
 class TrainingPlots(QWidget):
-    """Loss/accuracy, learning rate, gradient norms (+ heatmap), update ratios,
-    histograms and activation health of the running (or last) training run."""
+    """Loss/accuracy, learning rate, gradient norms (+ heatmap), update ratios, gradient
+    flow, histograms and activation health of the running (or last) training run."""
 
     layer_clicked = Signal(str)
 
@@ -53,6 +54,7 @@ class TrainingPlots(QWidget):
         self.loss = LossPlot(self.history)
         self.lr = LearningRatePlot(self.history)
         self.gradients = GradientNormPlot(self.history)
+        self.flow = GradientFlowPlot(self.history)
         self.weights = WeightPlot(self.history)
         self.histograms = HistogramPlot(self.history)
         self.activations = ActivationPlot(self.history)
@@ -60,11 +62,12 @@ class TrainingPlots(QWidget):
             self.loss,
             self.lr,
             self.gradients,
+            self.flow,
             self.weights,
             self.histograms,
             self.activations,
         ]
-        self.secondary = (self.weights, self.histograms, self.activations)
+        self.secondary = (self.flow, self.weights, self.histograms, self.activations)
         self._last: dict = {}
         self._turn = 0  # the panel whose turn it is to redraw first
         # Throttled plots must still catch up when the window's timer stops (run over).
@@ -76,6 +79,7 @@ class TrainingPlots(QWidget):
         for stack, sizes in (
             ((self.loss, self.lr), (3, 1)),
             ((self.gradients, self.weights), (5, 2)),
+            ((self.flow,), (1,)),
             ((self.histograms, self.activations), (1, 1)),
         ):
             column = QSplitter(Qt.Orientation.Vertical)
@@ -85,16 +89,15 @@ class TrainingPlots(QWidget):
                 column.setStretchFactor(i, stretch)
             column.setChildrenCollapsible(False)
             columns.addWidget(column)
-        columns.setStretchFactor(0, 1)
-        columns.setStretchFactor(1, 1)
-        columns.setStretchFactor(2, 1)
+        for i in range(columns.count()):
+            columns.setStretchFactor(i, 1)
         columns.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(columns)
         self.splitter = columns
 
-        for panel in (self.gradients, self.weights, self.activations):
+        for panel in (self.gradients, self.flow, self.weights, self.activations):
             panel.layer_clicked.connect(self._layer_clicked)
         self.histograms.layer_selected.connect(self._layer_clicked)
         if link_steps:
@@ -116,7 +119,7 @@ class TrainingPlots(QWidget):
         """A run starts: everything is reset (marks included); the comparison stays."""
         self.history.feed(event)
         self.selected = None
-        for panel in (self.gradients, self.weights, self.activations):
+        for panel in (self.gradients, self.flow, self.weights, self.activations):
             panel.highlight_layer(None)
         self.histograms.set_layer(None)
 
@@ -182,7 +185,7 @@ class TrainingPlots(QWidget):
         """Emphasise a layer everywhere (e.g. the node selected on the canvas); does not
         emit layer_clicked."""
         self.selected = name
-        for panel in (self.gradients, self.weights, self.activations):
+        for panel in (self.gradients, self.flow, self.weights, self.activations):
             panel.highlight_layer(name)
         if name is None or name in self.history.histogram_layers() or name in self.history.layers:
             self.histograms.set_layer(name)
