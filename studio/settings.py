@@ -299,12 +299,18 @@ TRAINING: Section = {
             "histograms_every", "int", 50, "Steps between weight/gradient histograms.", 1, 100000
         ),
         "activations_every": Param(
-            "activations_every", "int", 25, "Steps between activation statistics.", 1, 100000
+            "activations_every",
+            "int",
+            25,
+            "Steps between activation statistics and gradient flow (forward and "
+            "back-propagated RMS per layer).",
+            1,
+            100000,
         ),
         "budget": Param(
             "budget",
             "float",
-            0.03,
+            0.02,
             "Most of the step time the probes may take, as a fraction (0: no limit, exact intervals).",
             0.0,
             1.0,

@@ -14,9 +14,9 @@ a step's time minus the typical time of steps where no probe ran, split between 
 probes that ran in proportion to their own timers (which alone miss work the probes cause
 elsewhere: autograd hooks, allocations, cache misses). So the schedule adapts to the
 machine it runs on. When a probe would run every step, one step in `QUIET_EVERY` runs none,
-to keep measuring what a plain step costs. The signal probe also runs on every step of a
-run's first dead-unit window (a few hundred samples), so units dead from the start are
-reported within a few steps; a one-off cost of a few steps.
+to keep measuring what a plain step costs. Until a run's first dead-unit window (a few
+hundred samples) is full, the ReLU units are also counted on the steps between (one
+reduction per ReLU layer), so units dead from the start are reported within a few steps.
 
 A pretrained backbone node shows as one layer per stage, named "node.stage". Fine-tuning
 freezes and unfreezes stages during a run; the layer list stays fixed (every layer that
@@ -244,6 +244,7 @@ class Monitors:
         self._quiet = False
         self._last_plain = -1  # the last step no probe ran in
         self._signal_step: int | None = None  # the step the signal probe is hooked into
+        self._signal_kind = "activations"  # or "opening": counting ReLU units only
         self.training_changed()
 
     @property
@@ -286,10 +287,17 @@ class Monitors:
             and any(s.due(step) for s in self.schedules.values())
         )
         self._signal_step = None
-        opening = self.enabled and not self._quiet and self.signal.opening
-        if (opening or self.wants("activations", step)) and not self.signal.idle:
+        if self.signal.idle:
+            return
+        if self.wants("activations", step):
             self._signal_step = step
+            self._signal_kind = "activations"
             self.signal.attach(step)
+        elif self.enabled and not self._quiet and self.signal.opening:
+            # Only the ReLU units, to fill the first dead-unit window; not a scheduled run.
+            self._signal_step = step
+            self._signal_kind = "opening"
+            self.signal.attach(step, full=False)
 
     def forward_done(self) -> None:
         if self._signal_step is not None:
@@ -297,7 +305,7 @@ class Monitors:
 
     def backward_done(self) -> None:
         if self._signal_step is not None:
-            self._charge("activations", self.signal.collect(self._signal_step))
+            self._charge(self._signal_kind, self.signal.collect(self._signal_step))
             self._signal_step = None
 
     def step_done(self, step: int, seconds: float) -> None:
@@ -308,7 +316,8 @@ class Monitors:
             return
         plain = self.clock.plain or seconds
         for kind, cost in self.clock.shares(seconds, self._direct).items():
-            self.schedules[kind].ran(step, cost, plain)
+            if kind in self.schedules:  # the opening window's unit counts have none
+                self.schedules[kind].ran(step, cost, plain)
 
     # -- gradients (shared with clipping) ---------------------------------------------
     def gradient_norms(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

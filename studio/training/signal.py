@@ -99,6 +99,7 @@ class SignalProbe:
         self._nan: torch.Tensor | None = None
         self._seen: tuple | None = None  # (tensor, slot) the last activation hook read
         self._latest_dead: np.ndarray | None = None
+        self._full = True  # whether this step's hooks record everything or units only
         self._windows = 0  # dead-unit windows completed
         self._seconds = 0.0  # what this step's hooks and bookkeeping took
 
@@ -108,8 +109,9 @@ class SignalProbe:
 
     @property
     def opening(self) -> bool:
-        """True until the first dead-unit window is full: the probe samples every step
-        until then, so units dead from the start are known within a few steps."""
+        """True until the first dead-unit window is full: until then the ReLU units are
+        counted on every step (`attach(full=False)` where the whole probe is not due), so
+        units dead from the start are known within a few steps."""
         return bool(self.rectified) and self._windows == 0
 
     def _slot(self, kind: str, index: int) -> int:
@@ -124,17 +126,21 @@ class SignalProbe:
         return offsets[kind] + index
 
     # -- one sampled step ----------------------------------------------------------------
-    def attach(self, step: int) -> None:
-        """Before the forward pass of a sampled step."""
+    def attach(self, step: int, full: bool = True) -> None:
+        """Before the forward pass of a sampled step (`full=False`: count ReLU units only)."""
         started = time.perf_counter()
+        self._full = full
         size = 2 * len(self.watched) + 3 * len(self.activations)
         self._slots = [None] * size
         self._counts = np.zeros(size)
         self._batch = 0
         self._seen = None
         for i, a in enumerate(self.activations):
-            self._hooks.append(a.module.register_forward_hook(self._act_hook(i, a.kind)))
-        for i, w in enumerate(self.watched):
+            if full:
+                self._hooks.append(a.module.register_forward_hook(self._act_hook(i, a.kind)))
+            elif a.kind in RECTIFIED:
+                self._hooks.append(a.module.register_forward_hook(self._units_hook(i)))
+        for i, w in enumerate(self.watched if full else ()):
             self._hooks.append(w.module.register_forward_hook(self._flow_hook(i)))
         self._seconds = time.perf_counter() - started
 
@@ -152,7 +158,9 @@ class SignalProbe:
         seconds the probe's own code took in this step (hooks included)."""
         started = time.perf_counter()
         present = [t for t in self._slots if t is not None]
-        if present:
+        if not self._full:
+            self._count_window(step)
+        elif present:
             if self._nan is None or self._nan.device != present[0].device:
                 self._nan = torch.full((), math.nan, device=present[0].device)
             values = torch.stack([self._nan if t is None else t for t in self._slots])
@@ -217,6 +225,16 @@ class SignalProbe:
                 self._batch = full.shape[0]
             self._seen = (output, norm)
             self._seconds += time.perf_counter() - started
+
+        return hook
+
+    def _units_hook(self, index: int):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.numel():
+                started = time.perf_counter()
+                self.window.maxima.setdefault(index, []).append(_unit_maxima(output.detach()))
+                self._batch = output.shape[0]
+                self._seconds += time.perf_counter() - started
 
         return hook
 
