@@ -240,12 +240,16 @@ def test_a_training_loss_that_climbs_back_is_a_learning_rate_too_high():
 
 
 def test_a_model_at_chance_is_not_learning_rather_than_too_small():
-    diagnosis = Diagnosis(load_project(BY_NAME["digits_mlp"]))
+    # The weights move as in a network that learns (update/weight ~1e-3).
+    moving = {"type": "weights", "step": np.arange(6), "update_ratio": np.full((6, 3), 1e-3)}
     stuck = [dict(e, train_accuracy=0.1) for e in epochs([2.3] * 6, [2.3] * 6)]
-    assert feed(diagnosis, stuck) == ["not_learning"]
+    # Before anything says how far the weights move, no verdict.
+    assert feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), stuck) == []
+    diagnosis = Diagnosis(load_project(BY_NAME["digits_mlp"]))
+    assert feed(diagnosis, [moving, *stuck]) == ["not_learning"]
     low = Diagnosis(load_project(BY_NAME["digits_mlp"]))
     plateau = [dict(e, train_accuracy=0.45) for e in epochs([1.5] * 6, [1.5] * 6)]
-    assert feed(low, plateau) == ["underfitting"]
+    assert feed(low, [moving, *plateau]) == ["underfitting"]
     assert "learning rate" not in low.findings[0].remedy
 
 

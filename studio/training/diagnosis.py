@@ -734,6 +734,8 @@ class Diagnosis:
         if not (event["train_accuracy"] < 0.6 and recent[-1] > 0.97 * recent[0]):
             return
         update = self.typical_update()
+        if update is None and self.project.training["monitors"]["enabled"]:
+            return  # how far the weights move is not measured yet: no verdict before it is
         if update is not None and update < LOW_UPDATE:
             # The model is not too small: its weights barely move.
             self._check_lr_too_low(event["step"], event["epoch"])

@@ -1,8 +1,11 @@
 """The training engine: a Qt-free `fit` that emits plain events to any listener.
 
 The loop keeps every number on the device and copies to the host only when it flushes
-(at `emit_hz`, ~30 Hz by default) or at an epoch's end, so a GPU is never stalled by
-steps where nothing is sent. Pause, resume and stop are threading events checked between
+(at `emit_hz`, ~30 Hz by default, less often where a flush would take more than
+`FLUSH_SHARE` of the time) or at an epoch's end, so a GPU is never stalled by steps where
+nothing is sent. Every loss is judged in step order (`rollback.LossGuard`): a run that
+diverges stops at the same step whatever the timing, with the last weights a sound loss
+proved. Pause, resume and stop are threading events checked between
 batches; callbacks stop training by setting `should_stop`. With monitors on, losses are
 bit-identical to a run with them off: probes only read, hooks exist only on sampled
 steps, and nothing draws from the global random generator that dropout uses.
@@ -46,6 +49,7 @@ EVAL_BATCH = 512
 # Outputs up to this many values per batch are kept until the flush, which counts correct
 # predictions for all pending steps at once: three small ops a step cost a tiny model ~3%.
 DEFER_CORRECT_VALUES = 1 << 14
+FLUSH_SHARE = 0.01  # of the training time, at most, spent copying events to the host
 
 
 @dataclass
@@ -94,6 +98,8 @@ class Trainer:
         self.stop_event = stop or threading.Event()
         self.pause_event = pause or threading.Event()
         self.emit_interval = 1.0 / emit_hz if emit_hz > 0 else 0.0
+        self._flush_interval = self.emit_interval  # stretched when flushing is costly
+        self._flush_cost = 0.0  # seconds, smoothed
         self.should_stop = False
         self.stop_status = ""
         self.stop_reason = ""
@@ -283,7 +289,6 @@ class Trainer:
         self._pending_steps: list[int] = []
         self._pending_lr: list[float] = []
         self._last_flush = time.perf_counter()
-        self._step_started = started
         self._stopped_diverged = False
         self._rollback = Rollback(self.model, self.step, late=not self.check_each_loss)
         status, reason = "completed", f"finished {epochs} epochs"
@@ -445,7 +450,7 @@ class Trainer:
             monitors.step_done(step, now - started)
             for cb in step_callbacks:
                 cb.on_step_end(self, step)
-            if now - self._last_flush >= self.emit_interval and self._flush() == "diverged":
+            if now - self._last_flush >= self._flush_interval and self._flush() == "diverged":
                 return "diverged"
             if self.should_stop:
                 return "stopped"
@@ -491,7 +496,18 @@ class Trainer:
 
     # -- host transfers -----------------------------------------------------------------
     def _flush(self, force: bool = False) -> str:
-        self._last_flush = time.perf_counter()
+        started = self._last_flush = time.perf_counter()
+        try:
+            return self._send_pending()
+        finally:
+            if self.emit_interval > 0:
+                # A flush costs a few hundred µs on a slow machine: at most FLUSH_SHARE of
+                # the time goes to it, so a step as short as a flush is not flushed each time.
+                cost = time.perf_counter() - started
+                self._flush_cost = 0.8 * self._flush_cost + 0.2 * cost
+                self._flush_interval = max(self.emit_interval, self._flush_cost / FLUSH_SHARE)
+
+    def _send_pending(self) -> str:
         if self._pending_loss:
             losses, correct = self._pending_values()
             batches = np.array(self._pending_batch)
@@ -543,6 +559,8 @@ class Trainer:
             hits = ((out.reshape(-1) > 0).long() == y).long()
         else:  # a regression loss on class labels counts nothing, like correct_count
             hits = torch.zeros(len(y), dtype=torch.long, device=y.device)
+        if len(ys) == 1:  # one step (a slow model flushes every step): no regrouping
+            return hits.sum().reshape(1)
         steps = np.repeat(np.arange(len(ys)), [len(t) for t in ys])
         step_of = torch.from_numpy(steps).to(y.device, non_blocking=True)
         return torch.zeros(len(ys), dtype=torch.long, device=y.device).index_add_(
