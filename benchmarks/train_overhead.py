@@ -67,6 +67,9 @@ from cases import (
 PLACEMENTS = ("main", "worker", "thread", "process")
 
 
+PROBE_SHARES: dict[str, list[float]] = {}  # case → the monitors' own count, per timed run
+
+
 def warm_then_fit(case: Case, steps: int, listener) -> float:
     """A short untimed fit, then the timed one, both in the calling thread.
 
@@ -75,7 +78,10 @@ def warm_then_fit(case: Case, steps: int, listener) -> float:
     pays them once; warming up in the same thread measures the steady state.
     """
     fit_timed(make_trainer(case, max(10, steps // 5), lambda event: None))
-    return fit_timed(make_trainer(case, steps, listener))
+    trainer = make_trainer(case, steps, listener)
+    seconds = fit_timed(trainer)
+    PROBE_SHARES.setdefault(case.name, []).append(trainer.monitors.share)
+    return seconds
 
 
 def engine_main(case: Case, steps: int) -> tuple[float, list[float]]:
@@ -265,8 +271,8 @@ def table(results: list[dict], placements: list[str]) -> str:
     for p in placements:
         head += f" {p} ÷ raw (min–max) | max abs loss diff ({p}) |"
         rule += " ---: | ---: |"
-    head += " target |"
-    rule += " ---: |"
+    head += " probes' share (own count) | target |"
+    rule += " ---: | ---: |"
     lines = [head, rule]
     for r in results:
         case = r["case"]
@@ -275,6 +281,8 @@ def table(results: list[dict], placements: list[str]) -> str:
             row = r["rows"][p]
             mark = "" if row["ratio"] >= TARGETS[case.name] else " ✗"
             line += f" **{row['ratio']:.3f}**{mark} ({row['low']:.2f}–{row['high']:.2f}) | {row['diff']:.1e} |"
+        shares = PROBE_SHARES.get(case.name)
+        line += f" {statistics.median(shares):.1%} |" if shares else " |"
         line += f" ≥ {TARGETS[case.name]:.2f} |"
         lines.append(line)
     return "\n".join(lines)

@@ -245,6 +245,7 @@ class Monitors:
         self._last_plain = -1  # the last step no probe ran in
         self._signal_step: int | None = None  # the step the signal probe is hooked into
         self._signal_kind = "activations"  # or "opening": counting ReLU units only
+        self._spent = self._stepped = 0.0  # seconds: charged to probes, of all steps
         self.training_changed()
 
     @property
@@ -308,14 +309,21 @@ class Monitors:
             self._charge(self._signal_kind, self.signal.collect(self._signal_step))
             self._signal_step = None
 
+    @property
+    def share(self) -> float:
+        """The part of the steps' time the probes took, by the same accounting."""
+        return self._spent / self._stepped if self._stepped else 0.0
+
     def step_done(self, step: int, seconds: float) -> None:
         """After the step: what it cost sets when each probe that ran is due again."""
+        self._stepped += seconds
         if not self._direct:
             self.clock.plain_step(seconds)
             self._last_plain = step
             return
         plain = self.clock.plain or seconds
         for kind, cost in self.clock.shares(seconds, self._direct).items():
+            self._spent += cost
             if kind in self.schedules:  # the opening window's unit counts have none
                 self.schedules[kind].ran(step, cost, plain)
 
