@@ -66,6 +66,23 @@ def mlp_project(
     return project
 
 
+def resnet18_on_images(folder: Path, classes: int, freeze_point: int) -> Project:
+    """A ResNet-18 (no pretrained weights) on 32×32 images from `folder`, a new head."""
+    project = project_of(
+        chain(
+            {"id": "image", "type": "Input", "params": {"shape": [3, 32, 32]}},
+            {
+                "id": "backbone",
+                "type": "ResNet18",
+                "params": {"weights": "none", "freeze_point": freeze_point},
+            },
+            {"id": "classes", "type": "Output", "params": {"units": classes}},
+        )
+    )
+    project.data.update(source="image_folder", path=str(folder))
+    return project
+
+
 def image_folder(root: Path, classes: int = 3, per_class: int = 12, size: int = 64) -> Path:
     """Generated PNGs. Class c: a bright square in one of three places, on noise."""
     import numpy as np

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from support import EXAMPLES, chain, image_folder, mlp_project
+from support import EXAMPLES, image_folder, mlp_project, resnet18_on_images
 
 from studio.cli import main
 from studio.document import Project
@@ -66,20 +66,9 @@ def test_healthy_networks_raise_no_finding(name):
 
 
 def test_a_resnet18_from_scratch_on_generated_images_raises_no_finding(tmp_path):
-    project = Project(
-        name="resnet18_scratch",
-        network=chain(
-            {"id": "image", "type": "Input", "params": {"shape": [3, 32, 32]}},
-            {
-                "id": "backbone",
-                "type": "ResNet18",
-                "params": {"weights": "none", "freeze_point": 0},
-            },
-            {"id": "classes", "type": "Output", "params": {"units": 4}},
-        ),
-    )
     folder = image_folder(tmp_path / "images", classes=4, per_class=40, size=32)
-    project.data.update(source="image_folder", path=str(folder), validation=0.0)
+    project = resnet18_on_images(folder, classes=4, freeze_point=0)
+    project.data.update(validation=0.0)
     project.training.update(batch_size=16)
     report = probe(project, steps=16)
     assert report.findings == []

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(icon("app", "#3b82f6"))
     # Before the window shows: these imports would otherwise stall it during the first run.
     import_training_modules()
+    from ui.gc_guard import collect_in_gui_thread
+
+    collect_in_gui_thread()  # after the imports: they are frozen out of every collection
     window = MainWindow()
     if argv:
         path = Path(argv[0])

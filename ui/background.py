@@ -2,7 +2,8 @@
 
 The work runs in a plain thread that first gives its OpenMP helpers up (a preview must not
 start a second team of threads beside a training thread's), turns a StudioError into
-{"error": sentence}, and hands its plain result to the GUI thread through a queued signal.
+{"error": sentence} (any other exception into a sentence that names it), and hands its
+plain result to the GUI thread through a queued signal.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from studio.errors import StudioError
 class BackgroundJob(QObject):
     done = Signal(object)  # the work's dict, or {"error": sentence}
 
-    def __init__(self, name: str, parent: QObject | None = None):
+    def __init__(self, name: str, parent: QObject | None = None, what: str = "The preview"):
         super().__init__(parent)
         self.name = name
+        self.what = what  # how the error sentence names the work
         self._thread: threading.Thread | None = None
 
     @property
@@ -36,6 +38,8 @@ class BackgroundJob(QObject):
                 result = work()
             except StudioError as err:
                 result = {"error": str(err)}
+            except Exception as err:  # a bug must not leave the window waiting forever
+                result = {"error": f"{self.what} failed: {type(err).__name__}: {err}"}
             self.done.emit(result)
 
         self._thread = threading.Thread(target=run, name=self.name, daemon=True)

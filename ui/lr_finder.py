@@ -53,7 +53,7 @@ class LRFinderDialog(QDialog):
         self._points: list[tuple[float, float]] = []  # appended by the sweep's thread
         self._progress = (0, STEPS)
         self._started = 0.0
-        self.job = BackgroundJob("studio-lr-find", self)
+        self.job = BackgroundJob("studio-lr-find", self, what="The sweep")
         self.job.done.connect(self._finished)
 
         current = model.project.training["optimizer"]

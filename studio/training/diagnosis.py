@@ -744,33 +744,35 @@ class Diagnosis:
         accuracy = event["train_accuracy"]
         if accuracy < 1.5 * chance:
             # Nothing learned at all: not a model too small for the data.
-            self._raise(
-                Finding(
-                    kind="not_learning",
-                    severity="warning",
-                    step=event["step"],
-                    title="Not learning",
-                    message=f"After {event['epoch']} epochs the model gets {accuracy:.1%} of the "
-                    f"training data right, no better than chance ({chance:.0%}), and the loss has "
-                    "stopped falling.",
-                    remedy="Check that the labels match the inputs, and measure a learning rate "
-                    "with Run → Find Learning Rate (studio lr-find).",
-                    evidence={"train_accuracy": accuracy, "update_ratio": update},
-                    epoch=event["epoch"],
-                )
+            kind, title = "not_learning", "Not learning"
+            message = (
+                f"After {event['epoch']} epochs the model gets {accuracy:.1%} of the training "
+                f"data right, no better than chance ({chance:.0%}), and the loss has stopped "
+                "falling."
             )
-            return
+            remedy = (
+                "Check that the labels match the inputs, and measure a learning rate with "
+                "Run → Find Learning Rate (studio lr-find)."
+            )
+        else:
+            kind, title = "underfitting", "Underfitting"
+            message = (
+                f"After {event['epoch']} epochs the model gets only {accuracy:.1%} of the "
+                f"training data right (chance is about {chance:.0%}) and the training loss has "
+                "stopped falling."
+            )
+            remedy = (
+                "Use a larger model (more units or layers), train longer, or lower the "
+                "regularization."
+            )
         self._raise(
             Finding(
-                kind="underfitting",
+                kind=kind,
                 severity="warning",
                 step=event["step"],
-                title="Underfitting",
-                message=f"After {event['epoch']} epochs the model gets only {accuracy:.1%} of the "
-                f"training data right (chance is about {chance:.0%}) and the training loss has "
-                "stopped falling.",
-                remedy="Use a larger model (more units or layers), train longer, or lower the "
-                "regularization.",
+                title=title,
+                message=message,
+                remedy=remedy,
                 evidence={"train_accuracy": accuracy, "update_ratio": update},
                 epoch=event["epoch"],
             )

@@ -239,7 +239,6 @@ class Monitors:
         self.pending = Pending()
         self._old_weights: list[torch.Tensor] | None = None
         self._norm_seconds = 0.0
-        self._clone_seconds = 0.0
         self._direct: dict[str, float] = {}  # probe → seconds its timers saw this step
         self._quiet = False
         self._last_plain = -1  # the last step no probe ran in
@@ -247,11 +246,6 @@ class Monitors:
         self._signal_kind = "activations"  # or "opening": counting ReLU units only
         self._spent = self._stepped = 0.0  # seconds: charged to probes, of all steps
         self.training_changed()
-
-    @property
-    def step_seconds(self) -> float:
-        """A step's time without probes, as measured so far (0 before the first)."""
-        return self.clock.plain
 
     def training_changed(self) -> None:
         """Re-read which parameters train now (fine-tuning freezes and unfreezes stages)."""

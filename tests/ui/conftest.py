@@ -3,6 +3,7 @@ leaves a thread running (napari's dangling-thread check)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 
@@ -10,6 +11,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def garbage_in_gui_thread(qapp):
+    """As the app does (ui.gc_guard): a collection in a worker thread that frees a Qt
+    object deadlocks with the GUI thread."""
+    from ui.gc_guard import collect_in_gui_thread
+
+    collect_in_gui_thread()
+    yield
+    gc.enable()
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +40,4 @@ def isolated(tmp_path, monkeypatch, qapp):
         if t.ident not in before and t.is_alive() and t.name != "tqdm_monitor"
     ]
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"
+    gc.collect()  # this test's closed widgets go in this (the GUI) thread
