@@ -45,7 +45,11 @@ class FindingCard(QFrame):
         title = QLabel(f"<b>{finding['title']}</b> <span style='color: gray'>({step})</span>")
         message = QLabel(finding["message"])
         remedy = QLabel(f"→ {finding['remedy']}")
-        for label in (message, remedy):
+        # What happened to the fix, under the buttons (a long button text would widen the
+        # card past the panel).
+        self.note = QLabel()
+        self.note.hide()
+        for label in (title, message, remedy, self.note):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         layout.addWidget(title)
@@ -70,40 +74,94 @@ class FindingCard(QFrame):
             buttons.addWidget(finder)
         buttons.addStretch(1)
         layout.addLayout(buttons)
+        layout.addWidget(self.note)
+        self.settled = False
 
-    def settle(self, text: str) -> None:
+    def settle(self, button: str, note: str = "") -> None:
         """The fix is no longer to be applied from here (applied, covered, impossible)."""
         if self.fix_button is not None:
-            self.fix_button.setText(text)
+            self.fix_button.setText(button)
             self.fix_button.setEnabled(False)
+            self.settled = True
+        if note:
+            self.note.setText(note)
+            self.note.show()
+
+    def set_fixable(self, fixable: bool, why: str = "") -> None:
+        """Enable the fix button (unless settled); `why` says why not."""
+        if self.fix_button is not None and not self.settled:
+            self.fix_button.setEnabled(fixable)
+            self.fix_button.setToolTip(self.fix_button.toolTip() if fixable else why)
+
+
+STOP_FIRST = "Stop training first: the run trains the network as it was when it started."
 
 
 class FindingsPanel(QScrollArea):
+    """The findings of the current run, and those of the run before it (kept, below a
+    heading, until the next run or another project)."""
+
     show_layers = Signal(list)
     fix_applied = Signal(str)
     find_lr_requested = Signal()
+    count_changed = Signal(int)  # findings of the current run
 
     def __init__(self, model: DocumentModel, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = model
         self.setWidgetResizable(True)
+        # Cards wrap their text to the panel's width; nothing scrolls sideways.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         body = QWidget()
         self._layout = QVBoxLayout(body)
         self._layout.setAlignment(Qt.AlignTop)
         self.empty = QLabel(
-            "No findings yet. Train or run Check → Diagnose; problems with gradients, "
-            "activations or the learning rate appear here with a suggested fix."
+            "No findings yet. Train (Ctrl+Enter): problems with gradients, activations or "
+            "the learning rate appear here while it runs, each with a suggested fix."
         )
         self.empty.setWordWrap(True)
         self._layout.addWidget(self.empty)
+        self.earlier_heading = QLabel()
+        self.earlier_heading.setWordWrap(True)
+        self.earlier_heading.hide()
+        self._layout.addWidget(self.earlier_heading)
         self.setWidget(body)
-        self.cards: list[FindingCard] = []
+        self.cards: list[FindingCard] = []  # this run's
+        self.earlier: list[FindingCard] = []  # the previous run's
+        self._training = False
 
     def clear(self) -> None:
-        for card in self.cards:
+        """Forget every finding (another project)."""
+        for card in self.cards + self.earlier:
             card.deleteLater()
-        self.cards = []
+        self.cards, self.earlier = [], []
+        self.earlier_heading.hide()
         self.empty.show()
+        self.count_changed.emit(0)
+
+    def new_run(self) -> None:
+        """A run starts: this run's findings become the previous run's, kept below."""
+        for card in self.earlier:
+            card.deleteLater()
+        self.earlier = self.cards
+        self.cards = []
+        for card in self.earlier:
+            card.settle("From the previous run")
+            self._layout.removeWidget(card)
+            self._layout.addWidget(card)  # after the heading
+        self.earlier_heading.setText(
+            f"<span style='color: gray'>The previous run's {len(self.earlier)} finding(s):</span>"
+        )
+        self.earlier_heading.setVisible(bool(self.earlier))
+        self.empty.show()
+        self.count_changed.emit(0)
+
+    def set_training(self, training: bool) -> None:
+        """While a run trains, fixes wait: the canvas would show a network other than
+        the one training."""
+        self._training = training
+        for card in self.cards:
+            card.set_fixable(not training, STOP_FIRST)
 
     def add(self, finding: dict) -> None:
         self.empty.hide()
@@ -111,22 +169,24 @@ class FindingsPanel(QScrollArea):
         card = FindingCard(
             finding, self._apply, self.show_layers.emit, self.find_lr_requested.emit, tip
         )
-        self._layout.addWidget(card)
+        card.set_fixable(not self._training, STOP_FIRST)
+        self._layout.insertWidget(self._layout.indexOf(self.earlier_heading), card)
         self.cards.append(card)
+        self.count_changed.emit(len(self.cards))
 
     def _apply(self, card: FindingCard) -> None:
         try:
             command = apply_fix(self.model.project, card.finding["fix"], card.finding["title"])
         except ProjectError as err:
-            card.settle(f"Cannot apply: {err}")
+            card.settle("Cannot apply", str(err))
             return
         self.model.push(command)
-        card.settle("Fix applied (Ctrl+Z to undo) — train again to compare")
+        card.settle("Fix applied", "Ctrl+Z undoes it. Train again to compare the runs.")
         # A fix whose layers this one already changed (a vanishing fix turns sigmoid layers
         # into ReLU ones; their saturation fix would not fit them any more).
         changed = set(card.finding["fix"].get("nodes", {}))
         for other in self.cards:
             nodes = set((other.finding.get("fix") or {}).get("nodes", {}))
             if other is not card and other.fix_button is not None and nodes and nodes <= changed:
-                other.settle(f"Covered by the fix for '{card.finding['title']}'")
+                other.settle("Covered", f"Covered by the fix for '{card.finding['title']}'.")
         self.fix_applied.emit(card.finding["title"])

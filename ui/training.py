@@ -1,11 +1,13 @@
 """Training from the window: the Qt-free engine runs in a worker QObject on a QThread.
 
 The GUI thread hands its OpenMP threads to the worker first (`yield_cpus_to_workers`), so
-training here is as fast as from the command line. Only plain CPU data crosses to the GUI: the engine's listener (running in the worker
-thread) appends events to a deque, and a 30 Hz timer in the GUI thread drains it, so the
-plots never redraw per batch and no widget is touched from the worker. Pause and stop are
-threading.Events the engine checks between batches; closing the window or starting
-another run stops the worker and waits for its thread.
+training here is as fast as from the command line. Only plain CPU data crosses to the
+GUI: the engine's listener (running in the worker thread) appends events to a deque, and a
+timer in the GUI thread drains it at most 30 times a second, less often when the GUI's own
+work grows costly (`ui.pacing.Pacer`), so the plots never redraw per batch and no widget
+is touched from the worker. Pause and stop are threading.Events the engine checks between
+batches; closing the window or starting another run stops the worker and waits for its
+thread.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, S
 from studio.document import Project
 from studio.errors import StudioError
 from studio.training.threads import use_all_cpus, yield_cpus_to_workers
+from ui.pacing import Pacer
 
 REFRESH_HZ = 30
 
@@ -75,8 +78,9 @@ class TrainingController(QObject):
     finished = Signal(dict)
     state_changed = Signal(str)  # idle, running, paused, stopping
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, pacer: Pacer | None = None):
         super().__init__(parent)
+        self.pacer = pacer or Pacer()
         self.queue: deque = deque()
         self.stop_event = threading.Event()
         self.pause_event = threading.Event()
@@ -84,7 +88,7 @@ class TrainingController(QObject):
         self.worker: _Worker | None = None
         self.state = "idle"
         self.timer = QTimer(self)
-        self.timer.setInterval(int(1000 / REFRESH_HZ))
+        self.timer.setInterval(int(1000 * self.pacer.fastest))
         self.timer.timeout.connect(self.drain)
 
     @property
@@ -112,6 +116,7 @@ class TrainingController(QObject):
         # Queued to this (GUI-thread) object: the slot runs in the GUI thread.
         self.worker.finished.connect(self._on_finished)
         self.thread.start()
+        self.pacer.reset()
         self.timer.start()
         self._set_state("running")
         self.started.emit()
@@ -142,6 +147,9 @@ class TrainingController(QObject):
 
     @Slot()
     def drain(self) -> None:
+        # What the GUI did since the last tick (these events' plots, their paint) sets
+        # when the next tick comes.
+        self.timer.setInterval(round(1000 * self.pacer.tick()))
         if not self.queue:
             return
         batch = []
@@ -153,6 +161,7 @@ class TrainingController(QObject):
     def _on_finished(self, summary: dict) -> None:
         self.drain()
         self.timer.stop()
+        self.pacer.reset()  # no more ticks: the plots catch up on their own
         if self.thread is not None:
             self.thread.quit()
             self.thread.wait()

@@ -41,3 +41,21 @@ def isolated(tmp_path, monkeypatch, qapp):
     ]
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"
     gc.collect()  # this test's closed widgets go in this (the GUI) thread
+
+
+@pytest.fixture(scope="session")
+def mlp_events() -> list[dict]:
+    """A real run: digits MLP, one epoch (45 steps, 3 layers, ReLU, with validation)."""
+    from support import ROOT
+
+    from studio.projectfile import load_project
+    from studio.training.engine import Trainer
+
+    events: list[dict] = []
+    # budget 0: probes run exactly at their intervals, so the steps do not depend on timing.
+    project = load_project(
+        ROOT / "resources" / "examples" / "digits_mlp.json",
+        ["training.monitors.budget=0", "training.epochs=1"],
+    )
+    Trainer(project, listeners=[events.append]).fit()
+    return events

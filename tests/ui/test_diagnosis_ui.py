@@ -147,7 +147,7 @@ def test_a_fix_covered_by_another_fix_is_not_offered_again(qtbot):
     assert "dense1–dense20 (20 layers)" in vanishing.fix_button.toolTip()
     vanishing.fix_button.click()
     assert not saturation.fix_button.isEnabled()
-    assert "Covered by the fix for 'Vanishing gradients'" in saturation.fix_button.text()
+    assert "Covered by the fix for 'Vanishing gradients'" in saturation.note.text()
     # Learning-rate findings offer the finder.
     panel.add(
         {

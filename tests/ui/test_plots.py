@@ -33,27 +33,7 @@ pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# -- fixtures ------------------------------------------------------------------------------
-def _train(example: str, overrides: list[str]) -> list[dict]:
-    from studio.projectfile import load_project
-    from studio.training.engine import Trainer
-
-    events: list[dict] = []
-    # budget 0: probes run exactly at their intervals, so the steps do not depend on timing.
-    project = load_project(
-        ROOT / "resources" / "examples" / f"{example}.json",
-        ["training.monitors.budget=0", *overrides],
-    )
-    Trainer(project, listeners=[events.append]).fit()
-    return events
-
-
-@pytest.fixture(scope="module")
-def mlp_events() -> list[dict]:
-    """A real run: digits MLP, one epoch (45 steps, 3 layers, ReLU, with validation)."""
-    return _train("digits_mlp", ["training.epochs=1"])
-
-
+# -- fixtures (mlp_events: tests/ui/conftest.py) -------------------------------------------
 def of_type(events: list[dict], kind: str) -> list[dict]:
     return [e for e in events if e["type"] == kind]
 

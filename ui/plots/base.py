@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ui.plots import style
@@ -74,6 +74,47 @@ class LogAxis(PowerAxis):
     def __init__(self, orientation: str = "left", **kwargs):
         super().__init__(orientation, **kwargs)
         self.setLogMode(True)
+
+
+class StepHeadroom(pg.GraphicsObject):
+    """An invisible item that makes a following step axis grow in steps, not every frame.
+
+    While a run trains, the step axis follows the newest step. Grown by a few steps every
+    redraw, its range changes every frame, and every plot linked to it (TrainingPlots
+    shares one step axis) repaints: measured on 2 cores, a loss-plot redraw then cost
+    ~75 ms instead of ~12. This item claims the x range up to the next round number above
+    the newest step (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10ⁿ), so the axis changes
+    about every 20% of growth.
+    """
+
+    STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+    def __init__(self, plot: pg.PlotItem):
+        super().__init__()
+        self.end = 0.0
+        plot.addItem(self)  # counted by auto-range (not ignoreBounds)
+
+    @classmethod
+    def ceiling(cls, step: float) -> float:
+        if step <= 0:
+            return 0.0
+        decade = 10.0 ** math.floor(math.log10(step))
+        return next(m * decade for m in cls.STEPS if m * decade >= step)
+
+    def follow(self, last_step: float) -> None:
+        end = self.ceiling(last_step)
+        if end != self.end:
+            self.end = end
+            self.informViewBoundsChanged()
+
+    def dataBounds(self, ax, frac=1.0, orthoRange=None):
+        return (0.0, self.end) if ax == 0 and self.end > 0 else (None, None)
+
+    def boundingRect(self):
+        return QRectF()
+
+    def paint(self, p, opt, widget) -> None:
+        pass
 
 
 def layer_ticks(names: list[str], offset: float = 0.5) -> list[list[tuple[float, str]]]:
@@ -235,6 +276,15 @@ class PlotPanel(QWidget):
     def clear(self) -> None:
         self.history.feed({"type": "start"})
         self.refresh(force=True)
+
+    def stale(self) -> bool:
+        """Whether `refresh()` would redraw (its data or view changed since the last)."""
+        return (self._key(), self._view_key()) != self._seen
+
+    def on_screen(self) -> bool:
+        """Whether any of it can be seen (not hidden, collapsed, or behind another tab)."""
+        # Not visibleRegion(): the plots cover their panel, which then has none itself.
+        return self.isVisible() and self.width() > 0 and self.height() > 0
 
     def refresh(self, force: bool = False) -> bool:
         """Redraw from the buffers if anything changed; True when it redrew."""

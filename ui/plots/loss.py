@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from ui.plots import style
-from ui.plots.base import Marks, PlotPanel
+from ui.plots.base import Marks, PlotPanel, StepHeadroom
 from ui.plots.history import RunHistory
 
 
@@ -56,6 +56,7 @@ class LossPlot(PlotPanel):
         acc_legend.addItem(self.accuracy_train, "train (epoch)")
         acc_legend.addItem(self.accuracy_val, "validation (epoch)")
         self.marks = Marks([self.loss_plot, self.accuracy_plot], labelled=self.loss_plot)
+        self.headroom = StepHeadroom(self.loss_plot)
         self.accuracy_plot.getViewBox().setLimits(yMin=-0.05, yMax=1.05)
         self.widgets[1].hide()  # until a run reports accuracy
         self.restyle()
@@ -74,6 +75,7 @@ class LossPlot(PlotPanel):
     def _redraw(self) -> None:
         h = self.history
         step = h.step.data
+        self.headroom.follow(float(step[-1]) if len(step) else 0.0)
         self.train_raw.setData(step, h.loss.data, **_series_opts(h.loss.all_finite))
         self.train_smooth.setData(
             step, h.loss_smooth.data, **_series_opts(h.loss_smooth.all_finite)

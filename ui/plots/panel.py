@@ -1,21 +1,22 @@
 """TrainingPlots: every live plot of a run in one widget, fed from the trainer's events.
 
 The window connects the training controller's event batches to `feed_events` and calls
-`refresh()` from its ~30 Hz timer (or right after feeding, since the controller already
-batches at 30 Hz). Feeding only appends to the shared RunHistory; `refresh()` redraws the
-plots whose data or view changed and is free when nothing did. All plots read one
+`refresh()` after each batch; the controller's ticks are paced by the GUI thread's measured
+cost (`ui.pacing.Pacer`, shared with this widget). Feeding only appends to the shared
+RunHistory; `refresh()` redraws one panel whose data or view changed, and is free when
+nothing did. All plots read one
 history, so a layer clicked in one (a gradient line or heatmap row, an update-ratio or
 activation line) is selected in all of them and announced with `layer_clicked`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
+from ui.pacing import Pacer
 from ui.plots import style
 from ui.plots.activations import ActivationPlot
 from ui.plots.flow import GradientFlowPlot
@@ -26,8 +27,7 @@ from ui.plots.loss import LossPlot
 from ui.plots.lr import LearningRatePlot
 from ui.plots.weights import WeightPlot
 
-SECONDARY_INTERVAL = 0.25  # s between redraws of the plots that change less often
-PANELS_PER_REFRESH = 2  # panels redrawn per unforced refresh (see refresh)
+SECONDARY_INTERVAL = 0.25  # s at least between redraws of the plots sampled less often
 
 
 def as_history(data) -> RunHistory | None:
@@ -47,8 +47,11 @@ class TrainingPlots(QWidget):
 
     layer_clicked = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None, link_steps: bool = True):
+    def __init__(
+        self, parent: QWidget | None = None, link_steps: bool = True, pacer: Pacer | None = None
+    ):
         super().__init__(parent)
+        self.pacer = pacer or Pacer()
         self.history = RunHistory()
         self.selected: str | None = None
         self.loss = LossPlot(self.history)
@@ -68,12 +71,10 @@ class TrainingPlots(QWidget):
             self.activations,
         ]
         self.secondary = (self.flow, self.weights, self.histograms, self.activations)
-        self._last: dict = {}
-        self._turn = 0  # the panel whose turn it is to redraw first
         # Throttled plots must still catch up when the window's timer stops (run over).
         self._catch_up = QTimer(self)
         self._catch_up.setSingleShot(True)
-        self._catch_up.timeout.connect(self.refresh)
+        self._catch_up.timeout.connect(self._catch_up_now)
 
         columns = QSplitter(Qt.Orientation.Horizontal)
         for stack, sizes in (
@@ -135,38 +136,45 @@ class TrainingPlots(QWidget):
             self.feed(event)
 
     def refresh(self, force: bool = False) -> None:
-        """Redraw the plots whose data or view changed (call at ~30 Hz).
+        """Redraw what changed: one panel per call, paced by the GUI thread's measured cost.
 
-        The loss, learning-rate and gradient plots redraw on every call that brings
-        them new data; the update-ratio, histogram and activation plots (sampled every
-        10–50 steps, and secondary while watching) at most every SECONDARY_INTERVAL, so a
-        100-layer run stays within a frame. `force` skips that throttle and the
-        visibility check (tests, screenshots); unchanged plots are still not redrawn.
+        Unforced, one call redraws at most one panel: the visible panel with new data
+        whose turn has come (`Pacer.due`: a panel waits in proportion to what its last
+        redraw and paint cost, and the update-ratio, histogram, flow and activation plots,
+        sampled every 10–50 steps, at least SECONDARY_INTERVAL), the longest-waiting
+        first. Panels that cannot be seen (a hidden tab, a collapsed splitter) never draw;
+        they catch up when shown. `force` redraws every changed panel now (tests,
+        screenshots, a comparison just chosen).
         """
-        if not force and not self.isVisible():
+        if force:
+            for panel in self.panels:
+                panel.refresh()
+            self._align_axes()
+            return
+        if not self.isVisible():
             return  # a hidden tab costs nothing; it catches up when shown
-        now = time.monotonic()
-        # Qt paints every panel marked dirty in one pass, so redrawing all six in one tick
-        # blocked the event loop for 50-200 ms on 2 cores. Unforced, at most
-        # PANELS_PER_REFRESH panels redraw per tick, taking turns (each still ~10 Hz).
-        budget = len(self.panels) if force else PANELS_PER_REFRESH
-        start = self._turn
-        order = self.panels[start:] + self.panels[:start]
-        for offset, panel in enumerate(order):
-            if budget == 0:
-                if not self._catch_up.isActive():
-                    self._catch_up.start(int(1000 / 30))
-                break
-            if not force and panel in self.secondary:
-                wait = self._last.get(panel, -1e9) + SECONDARY_INTERVAL - now
-                if wait > 0:
-                    if not self._catch_up.isActive():
-                        self._catch_up.start(int(wait * 1000) + 1)
-                    continue
-            if panel.refresh():
-                self._last[panel] = now
-                budget -= 1
-                self._turn = (start + offset + 1) % len(self.panels)
+        waits = {}
+        for panel in self.panels:
+            if panel.stale() and panel.on_screen():
+                floor = SECONDARY_INTERVAL if panel in self.secondary else 0.0
+                waits[panel] = self.pacer.due(panel, floor, panels=len(self.panels))
+        best = min(waits, key=waits.get, default=None)
+        if best is not None and waits[best] <= 0:
+            best.refresh()
+            self.pacer.drew(best)
+            self._align_axes()
+            del waits[best]
+        if waits and not self._catch_up.isActive():
+            # The ticks stop when a run ends: what still waits catches up on its own.
+            delay = max(self.pacer.interval, min(waits.values()))
+            self._catch_up.start(int(1000 * delay) + 1)
+
+    def _catch_up_now(self) -> None:
+        if self.pacer.ticking:
+            return  # the next tick draws what waits, within the measured budget
+        self.refresh()
+
+    def _align_axes(self) -> None:
         if self.gradients.left_width() != self.weights.left_width():
             self.weights.set_left_width(self.gradients.left_width())
 
@@ -174,11 +182,13 @@ class TrainingPlots(QWidget):
         super().showEvent(event)
         self.refresh(force=True)
 
-    def clear(self) -> None:
-        """Forget the run (not the comparison) and empty every plot."""
+    def clear(self, draw_now: bool = True) -> None:
+        """Forget the run (not the comparison) and empty every plot; with `draw_now`
+        False the plots empty one per tick (a run starting: all seven at once would hold
+        the GUI thread for ~70 ms on 2 cores)."""
         self.start({"type": "start"})
         self.history.status = "idle"
-        self.refresh(force=True)
+        self.refresh(force=draw_now)
 
     # -- layers ---------------------------------------------------------------------------
     def select_layer(self, name: str | None) -> None:

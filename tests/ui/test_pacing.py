@@ -1,0 +1,96 @@
+"""The window's GUI work is paced by what it measurably costs (ui.pacing), not by a fixed
+rate: costlier ticks come less often, a costly panel redraws less often than a cheap one,
+one panel redraws per tick, and a panel nobody can see never draws."""
+
+from __future__ import annotations
+
+import pytest
+
+from ui.pacing import Pacer
+from ui.plots import TrainingPlots
+
+
+class Clock:
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    def run(self, wall: float, cpu: float) -> None:
+        self.wall += wall
+        self.cpu += cpu
+
+
+def pacer(clock: Clock, share: float = 0.1) -> Pacer:
+    return Pacer(share=share, cpu=lambda: clock.cpu, clock=lambda: clock.wall)
+
+
+def test_ticks_are_spaced_so_the_gui_stays_within_its_share():
+    clock = Clock()
+    p = pacer(clock)
+    p.tick()
+    for _ in range(30):  # every tick costs 20 ms of GUI CPU
+        clock.run(p.interval, 0.020)
+        p.tick()
+    assert p.interval == pytest.approx(0.020 / 0.1, rel=0.01)  # 200 ms: 10% of the time
+    for _ in range(30):  # a faster machine: 1 ms a tick
+        clock.run(p.interval, 0.001)
+        p.tick()
+    assert p.interval == pytest.approx(p.fastest)
+    for _ in range(30):  # a very slow one: never slower than once a second
+        clock.run(p.interval, 0.5)
+        p.tick()
+    assert p.interval == p.slowest
+
+
+def test_a_costly_panel_waits_longer_than_a_cheap_one():
+    clock = Clock()
+    p = pacer(clock)
+    p.tick()
+    for _ in range(10):
+        clock.run(0.1, 0.002)  # ticks that draw nothing cost 2 ms
+        p.tick()
+        p.drew("heatmap")
+        clock.run(0.1, 0.032)  # the heatmap's tick: 30 ms more
+        p.tick()
+        p.drew("loss")
+        clock.run(0.1, 0.005)  # the loss curve's: 3 ms more
+        p.tick()
+    assert p.panel_cost["heatmap"] == pytest.approx(0.030, rel=0.05)
+    assert p.panel_cost["loss"] == pytest.approx(0.003, rel=0.2)
+    p.drew("heatmap")
+    p.drew("loss")
+    # Of 2 panels taking turns, each may use half the share.
+    assert p.due("heatmap", panels=2) == pytest.approx(0.030 * 2 / 0.1, rel=0.05)
+    assert p.due("loss", panels=2) < p.due("heatmap", panels=2) / 5
+    assert p.due("loss", floor=0.25, panels=2) == pytest.approx(0.25)
+
+
+def test_one_panel_per_tick_and_hidden_panels_never_draw(qtbot, mlp_events):
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(1400, 500)
+    plots.show()
+    plots.refresh(force=True)
+    plots.feed_events(mlp_events)
+    drawn = []
+
+    def counted(panel):
+        original = panel.refresh
+
+        def refresh(force=False):
+            drawn.append(panel)
+            return original(force)
+
+        return refresh
+
+    for panel in plots.panels:
+        panel.refresh = counted(panel)
+    plots.histograms.hide()  # e.g. a collapsed or closed part of the layout
+    plots.refresh()
+    assert len(drawn) == 1
+    for _ in range(40):
+        plots.pacer.tick()
+        plots.pacer._drawn_at.clear()  # every panel's turn has come
+        plots.refresh()
+    assert plots.histograms not in drawn
+    assert {p for p in plots.panels if p is not plots.histograms} <= set(drawn)
+    assert len(drawn) <= 41
