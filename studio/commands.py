@@ -209,6 +209,27 @@ class MoveNodes(Command):
         return False
 
 
+def describe_setting(path: str, value: Any) -> str:
+    """An undo label in words: "Set learning rate to 0.01", "Turn on horizontal flip"."""
+    from studio.schema import Param
+
+    node: Any = {"data": DATA, "training": TRAINING}
+    words = []
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, Param):
+            words.append(node.title.lower() if node.label else part.replace("_", " "))
+        elif part not in ("data", "training", "augmentation", "optimizer"):
+            words.append(part.replace("_", " "))
+    if len(words) == 1 and path.startswith("data.") and path.count(".") == 1:
+        words.insert(0, "data")  # "data path", not "path"
+    if words and words[-1] == "enabled" and isinstance(value, bool):
+        return f"Turn {'on' if value else 'off'} {' '.join(words[:-1])}"
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    what = " ".join(words) if words else path
+    return f"Set {what} to {shown}" if len(shown) <= 24 else f"Set {what}"
+
+
 class SetSettings(Command):
     """Change data or training settings by dotted path ("training.optimizer.lr": 0.01)."""
 
@@ -223,7 +244,9 @@ class SetSettings(Command):
         fill_section(DATA, trial["data"], "data")
         fill_section(TRAINING, trial["training"], "training")
         self.text = text or (
-            f"Set {next(iter(values))}" if len(values) == 1 else f"Change {len(values)} settings"
+            describe_setting(*next(iter(values.items())))
+            if len(values) == 1
+            else f"Change {len(values)} settings"
         )
         self.merge_key = ("settings", tuple(sorted(values)))
 

@@ -40,6 +40,22 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def fits(model: nn.Module, path: str | Path) -> bool:
+    """Whether a safetensors file holds exactly the model's tensors, by name and shape.
+
+    Reads only the file's header (no tensor data), so checking every saved run is cheap.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception:  # not there, truncated, not safetensors: it does not fit
+        return False
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return shapes == own
+
+
 def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load a weights file into model; mismatched names or shapes are reported, not ignored."""
     state = read_state_dict(path)

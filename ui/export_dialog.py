@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,9 +27,13 @@ from studio.builder import build_model
 from studio.errors import StudioError
 from studio.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_onnx, export_safetensors
 from studio.pretrained import without_weights
-from studio.training.runs import Run, list_runs
-from studio.weights import load_weights
+from studio.training.runs import list_runs
+from studio.weights import fits, load_weights
 from ui.document import DocumentModel
+
+# The studio's own files (its checkout, or its installed package's folder): never a default
+# place to write a user's exports.
+INSTALLATION = Path(__file__).resolve().parent.parent
 
 
 def _path_row(default: str, caption: str, pattern: str) -> tuple[QWidget, QLineEdit]:
@@ -50,24 +55,66 @@ def _path_row(default: str, caption: str, pattern: str) -> tuple[QWidget, QLineE
     return row, edit
 
 
+def checkpoint_of(run_path: Path) -> Path:
+    """The weights a run's export uses: its best checkpoint, else its last."""
+    best = run_path / "checkpoints" / "best.safetensors"
+    return best if best.is_file() else run_path / "checkpoints" / "last.safetensors"
+
+
+def export_folder(model: DocumentModel) -> Path:
+    """Where exports go by default: the folder used last, else the project's own folder
+    (unless it is inside the studio's installation: the shipped examples, a checkout),
+    else the user's documents."""
+    remembered = QSettings().value("export/folder", "")
+    if remembered and Path(remembered).is_dir():
+        return Path(remembered)
+    if model.path is not None:
+        folder = model.path.parent.resolve()
+        if not folder.is_relative_to(INSTALLATION):
+            return folder
+    documents = QStandardPaths.writableLocation(QStandardPaths.DocumentsLocation)
+    return Path(documents or Path.home())
+
+
 class ExportDialog(QDialog):
-    def __init__(self, model: DocumentModel, runs_root: Path, parent: QWidget | None = None):
+    def __init__(
+        self,
+        model: DocumentModel,
+        runs_root: Path,
+        parent: QWidget | None = None,
+        run_path: Path | None = None,
+    ):
         super().__init__(parent)
         self.model = model
         self.setWindowTitle("Export model")
         self.setMinimumWidth(520)
         name = model.project.name
-        folder = model.path.parent if model.path else Path.cwd()
+        folder = export_folder(model)
         form = QFormLayout()
         self.source = QComboBox()
         self.source.addItem("Current weights (as built, untrained)", None)
+        # Only runs whose weights fit the network as it is now can be chosen: after a fix
+        # or an edit, older runs trained another network.
+        try:
+            with without_weights():
+                current = build_model(model.project)
+        except StudioError:
+            current = None
+        chosen = 0
         for row in reversed(list_runs(runs_root, name)):
-            label = f"Run {row['id']} ({row['status']}"
+            label = f"Run of {time.strftime('%b %d %H:%M', time.localtime(row['started']))}"
+            label += f" ({row['status']}"
             if row["best_val_accuracy"] is not None:
                 label += f", val acc {row['best_val_accuracy']:.2%}"
-            self.source.addItem(label + ")", row)
-        if self.source.count() > 1:
-            self.source.setCurrentIndex(1)
+            fit = current is not None and fits(current, checkpoint_of(Path(row["path"])))
+            self.source.addItem(label + (")" if fit else "; another network)"), row)
+            if not fit:
+                item = self.source.model().item(self.source.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip("This run trained a network other than the open one.")
+            elif not chosen or (run_path is not None and Path(row["path"]) == run_path):
+                chosen = self.source.count() - 1
+        self.source.setCurrentIndex(chosen)
         self.runs_root = runs_root
         self.onnx_on = QCheckBox("ONNX")
         self.onnx_on.setChecked(True)
@@ -109,10 +156,7 @@ class ExportDialog(QDialog):
             with contextlib.nullcontext() if not run_row else without_weights():
                 model = build_model(self.model.project, base=folder)
             if run_row:
-                run = Run(self.runs_root, Path(run_row["path"]), run_row["id"])
-                checkpoints = run.path / "checkpoints"
-                best = checkpoints / "best.safetensors"
-                load_weights(model, best if best.is_file() else checkpoints / "last.safetensors")
+                load_weights(model, checkpoint_of(Path(run_row["path"])))
             lines = []
             if self.onnx_on.isChecked():
                 report = export_onnx(
@@ -127,6 +171,18 @@ class ExportDialog(QDialog):
                 lines.append(f"✔ Wrote {path}.")
             self.result.setText("\n".join(lines) or "Tick ONNX and/or safetensors.")
             self.result.setStyleSheet("")
+            QSettings().setValue("export/folder", str(Path(self.onnx_path.text()).parent))
         except StudioError as err:
             self.result.setText(str(err))
             self.result.setStyleSheet("color: #dc2626;")
+        self._fit_result()
+
+    def _fit_result(self) -> None:
+        """Grow to fit a long result or error instead of squashing the form above it (a
+        wrapped label's height depends on its width, which the dialog's minimum size does
+        not see)."""
+        layout = self.layout()
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width())
+        if needed > self.height():
+            self.resize(self.width(), needed)

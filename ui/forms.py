@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QDoubleValidator
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QDoubleValidator, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,6 +27,30 @@ from studio.schema import Param
 MIXED = object()  # several selected layers disagree on this value
 
 
+class ProjectUndoInFields(QObject):
+    """Ctrl+Z / Ctrl+Shift+Z in a field undo the project, not the field's text.
+
+    A committed field (its text is what the project holds) hands undo and redo to the
+    window's actions; only typing not yet committed is undone inside the field, as in any
+    text box. Without this a QLineEdit took Ctrl+Z for itself: the field showed the old
+    text while the node kept the new value, and leaving the field committed it again.
+    """
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and (
+            event.matches(QKeySequence.StandardKey.Undo)
+            or event.matches(QKeySequence.StandardKey.Redo)
+        ):
+            typing = isinstance(watched, QLineEdit) and watched.isModified()
+            if not typing:
+                event.ignore()  # not overridden: the window's shortcut runs
+                return True
+        return False
+
+
+_UNDO_FILTER = ProjectUndoInFields()
+
+
 class ParamForm(QWidget):
     """A form for a tuple of Params; emits edited(name, value) when a person changes one."""
 
@@ -36,6 +60,7 @@ class ParamForm(QWidget):
         super().__init__(parent)
         self.params = {p.name: p for p in params}
         self.widgets: dict[str, QWidget] = {}
+        self._shown: dict[str, Any] = {}  # what set_values last showed, per field
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
@@ -47,6 +72,9 @@ class ParamForm(QWidget):
             label.setToolTip(p.help)
             layout.addRow(label, widget)
             self.widgets[p.name] = widget
+            editor = widget.lineEdit() if isinstance(widget, QComboBox) else widget
+            if editor is not None:
+                editor.installEventFilter(_UNDO_FILTER)
 
     def _make(self, p: Param) -> QWidget:
         if p.kind == "bool":
@@ -72,7 +100,7 @@ class ParamForm(QWidget):
             w.setEditable(True)
             w.addItems(list(p.choices))
             w.lineEdit().editingFinished.connect(
-                lambda n=p.name, w=w: self._emit_text(n, w.currentText())
+                lambda n=p.name, w=w: self._commit(n, w.lineEdit())
             )
             w.activated.connect(lambda i, n=p.name, w=w: self._emit_text(n, w.currentText()))
             return w
@@ -85,8 +113,13 @@ class ParamForm(QWidget):
             w.setPlaceholderText(
                 "e.g. 1, 8, 8" if p.kind == "shape" else "e.g. 0, 1, 2 (empty: all)"
             )
-        w.editingFinished.connect(lambda n=p.name, w=w: self._emit_text(n, w.text()))
+        w.editingFinished.connect(lambda n=p.name, w=w: self._commit(n, w))
         return w
+
+    def _commit(self, name: str, field: QLineEdit) -> None:
+        # Committed: from now on Ctrl+Z in this field undoes the project (see above).
+        field.setModified(False)
+        self._emit_text(name, field.text())
 
     def _emit_text(self, name: str, text: str) -> None:
         p = self.params[name]
@@ -107,6 +140,8 @@ class ParamForm(QWidget):
                 value = int(text)
             except ValueError:
                 value = text
+        if name in self._shown and value == self._shown[name]:
+            return  # leaving a field that was not changed is not an edit
         self.edited.emit(name, value)
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -115,6 +150,7 @@ class ParamForm(QWidget):
             if name not in values:
                 continue
             value = values[name]
+            self._shown[name] = value
             blocker = QSignalBlocker(widget)
             if isinstance(widget, QCheckBox):
                 widget.setTristate(value is MIXED)

@@ -168,10 +168,23 @@ class Inspector(QScrollArea):
 
         blocks = [n for n, layer in zip(nodes, layers) if layer.block_options]
         if blocks:
+            block_ids = [n.id for n in blocks]
+
+            def of_blocks(ns, ids=block_ids):
+                return [n for n in ns if n.id in ids]
+
             norm = ParamForm(NORMALIZATION)
-            norm.set_values(
-                {p.name: _common([n.normalization[p.name] for n in blocks]) for p in NORMALIZATION}
-            )
+
+            def show_norm(ns, form=norm):
+                form.set_values(
+                    {
+                        p.name: _common([n.normalization[p.name] for n in of_blocks(ns)])
+                        for p in NORMALIZATION
+                    }
+                )
+
+            show_norm(nodes)
+            setters.append(show_norm)
             norm.edited.connect(
                 lambda name, value: self._edit(
                     [n.id for n in blocks], "normalization", {name: value}
@@ -179,12 +192,19 @@ class Inspector(QScrollArea):
             )
             self._section("Normalization", norm)
             after = ParamForm((ACTIVATION, DROPOUT))
-            after.set_values(
-                {
-                    "activation": _common([n.activation for n in blocks]),
-                    "dropout": _common([n.dropout for n in blocks]),
-                }
-            )
+
+            # Refreshed in place after every change, an undo included (Ctrl+Z in the
+            # dropout field used to leave the field showing the undone value).
+            def show_after(ns, form=after):
+                form.set_values(
+                    {
+                        "activation": _common([n.activation for n in of_blocks(ns)]),
+                        "dropout": _common([n.dropout for n in of_blocks(ns)]),
+                    }
+                )
+
+            show_after(nodes)
+            setters.append(show_after)
             after.edited.connect(
                 lambda name, value: self._edit([n.id for n in blocks], name, value)
             )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMenu,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -17,14 +20,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.training.runs import Run, list_runs
+from studio.errors import StudioError
+from studio.training.runs import Run, delete_run, list_runs, rename_run
+
+
+def _open_folder(path: Path) -> None:
+    QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
 
 COLUMNS = ("run", "status", "epochs", "val acc", "val loss", "time", "findings")
+
+
+def run_label(row: dict) -> str:
+    """How the window names a run: the name it was given, else when it started."""
+    return row.get("label") or time.strftime("%b %d %H:%M", time.localtime(row["started"]))
 
 
 class RunsPanel(QWidget):
     compare_requested = Signal(list)  # [Run, ...]
     use_as_backbone = Signal(object)  # the run's folder (Path): reuse its model, minus its head
+    export_requested = Signal(object)  # the run's folder (Path)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -32,6 +47,14 @@ class RunsPanel(QWidget):
         self.project_name = ""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        where = QHBoxLayout()
+        self.location = QLabel()
+        self.location.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        open_root = QPushButton("Open folder")
+        open_root.clicked.connect(lambda: self.root and _open_folder(self.root))
+        where.addWidget(self.location, 1)
+        where.addWidget(open_root)
+        layout.addLayout(where)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
@@ -59,15 +82,15 @@ class RunsPanel(QWidget):
 
     def show_project(self, root: Path, project_name: str) -> None:
         self.root, self.project_name = root, project_name
+        self.location.setText(f"Runs are kept in {root}")
         self.refresh()
 
     def refresh(self) -> None:
         self.rows = list(reversed(list_runs(self.root, self.project_name))) if self.root else []
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
-            started = time.strftime("%b %d %H:%M", time.localtime(row["started"]))
             cells = (
-                started,
+                run_label(row),
                 row["status"],
                 str(row["epochs"] or 0),
                 f"{row['best_val_accuracy']:.2%}" if row["best_val_accuracy"] is not None else "",
@@ -99,14 +122,47 @@ class RunsPanel(QWidget):
     def context_menu(self, row: int) -> QMenu:
         """What right-clicking a run offers."""
         menu = QMenu(self)
-        action = menu.addAction(
-            "Use as backbone",
-            lambda: self.use_as_backbone.emit(Path(self.rows[row]["path"])),
-        )
+        path = Path(self.rows[row]["path"])
+        menu.addAction("Open folder", lambda: _open_folder(path))
+        menu.addAction("Rename…", lambda: self.rename(row))
+        menu.addAction("Export…", lambda: self.export_requested.emit(path))
+        action = menu.addAction("Use as backbone", lambda: self.use_as_backbone.emit(path))
         action.setStatusTip(
             "Put this run's trained network, minus its head, between the Input and the Output"
         )
+        menu.addSeparator()
+        menu.addAction("Delete…", lambda: self.delete(row))
         return menu
+
+    def rename(self, row: int, name: str | None = None) -> None:
+        """Name a run (asks when `name` is None)."""
+        if name is None:
+            name, ok = QInputDialog.getText(
+                self, "Rename run", "Name:", text=run_label(self.rows[row])
+            )
+            if not ok:
+                return
+        rename_run(self.root, self.rows[row]["id"], name)
+        self.refresh()
+
+    def delete(self, row: int, confirm: bool = True) -> None:
+        """Delete a run and its files, after asking."""
+        label = run_label(self.rows[row])
+        if confirm:
+            answer = QMessageBox.question(
+                self,
+                "Delete run",
+                f"Delete the run '{label}' and its checkpoints? This cannot be undone.",
+                QMessageBox.Yes | QMessageBox.Cancel,
+                QMessageBox.Cancel,
+            )
+            if answer != QMessageBox.Yes:
+                return
+        try:
+            delete_run(self.root, self.rows[row]["id"])
+        except StudioError as err:
+            QMessageBox.warning(self, "Cannot delete the run", str(err))
+        self.refresh()
 
     def _compare(self) -> None:
         runs = self.ticked()

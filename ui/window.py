@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QWidget,
 )
 
@@ -41,7 +42,7 @@ from ui.pacing import Pacer
 from ui.palette import LayerPalette
 from ui.plots import TrainingPlots
 from ui.plots import apply_theme as apply_plot_theme
-from ui.runs_panel import RunsPanel
+from ui.runs_panel import RunsPanel, run_label
 from ui.settings_panel import SettingsPanel
 from ui.strategy_dialog import StrategyDialog
 from ui.theme import RESOURCES, apply_theme, icon, is_dark
@@ -53,13 +54,23 @@ HEALTH_INTERVAL_MS = 500
 
 
 def runs_root() -> Path:
-    """Where the window keeps runs: $STUDIO_RUNS, else the user's data folder."""
+    """Where the window keeps runs: $STUDIO_RUNS, else Studio/runs in the user's data
+    folder (~/.local/share/Studio/runs on Linux)."""
     if os.environ.get("STUDIO_RUNS"):
         return Path(os.environ["STUDIO_RUNS"])
-    base = QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or str(
-        Path.home() / ".studio"
+    base = QStandardPaths.writableLocation(QStandardPaths.GenericDataLocation) or str(
+        Path.home() / ".local" / "share"
     )
-    return Path(base) / "runs"
+    root = Path(base) / "Studio" / "runs"
+    # Earlier versions kept them under the organization and the application name, both
+    # "Studio" (…/Studio/Studio/runs): move them once.
+    old = Path(base) / "Studio" / "Studio" / "runs"
+    if old.is_dir() and not root.exists():
+        try:
+            old.rename(root)
+        except OSError:
+            return old
+    return root
 
 
 class MainWindow(QMainWindow):
@@ -102,9 +113,19 @@ class MainWindow(QMainWindow):
         self._project_changed()
 
     # -- layout -----------------------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
+    def _dock(
+        self, title: str, widget: QWidget, area, name: str, scroll: bool = False
+    ) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
+        if scroll:
+            # A panel that grows (augmentation turned on, samples shown) scrolls inside its
+            # dock instead of growing the dock, and with it the window past the screen.
+            area_widget = QScrollArea()
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QScrollArea.Shape.NoFrame)
+            area_widget.setWidget(widget)
+            widget = area_widget
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
@@ -117,13 +138,15 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self._dock(
             "Inspector", self.inspector, Qt.RightDockWidgetArea, "inspector"
         )
-        self.data_dock = self._dock("Data", self.data_panel, Qt.RightDockWidgetArea, "data")
+        self.data_dock = self._dock(
+            "Data", self.data_panel, Qt.RightDockWidgetArea, "data", scroll=True
+        )
         self.training_dock = self._dock(
-            "Training", self.training_panel, Qt.RightDockWidgetArea, "training"
+            "Training", self.training_panel, Qt.RightDockWidgetArea, "training", scroll=True
         )
         self.tabifyDockWidget(self.inspector_dock, self.data_dock)
         self.augment_dock = self._dock(
-            "Augmentation", self.augment_panel, Qt.RightDockWidgetArea, "augmentation"
+            "Augmentation", self.augment_panel, Qt.RightDockWidgetArea, "augmentation", scroll=True
         )
         self.augment_dock.visibilityChanged.connect(self.augment_panel.shown)
         self.tabifyDockWidget(self.data_dock, self.training_dock)
@@ -225,8 +248,12 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&File")
         menu.addActions([self.act_new, self.act_open])
         self.examples_menu = menu.addMenu("Open &Example")
+        self.examples_menu.setToolTipsVisible(True)
         for path in sorted(EXAMPLES.glob("*.json")):
-            self.examples_menu.addAction(path.stem, lambda p=path: self.open(p))
+            title, description = example_text(path)
+            action = self.examples_menu.addAction(title, lambda p=path: self.open(p))
+            action.setToolTip(description)
+            action.setStatusTip(description)
         self.recent_menu = menu.addMenu("Open &Recent")
         menu.addSeparator()
         menu.addActions([self.act_save, self.act_save_as, self.act_export])
@@ -258,7 +285,11 @@ class MainWindow(QMainWindow):
         run.addAction(self.act_lr_find)
         transfer = self.menuBar().addMenu("T&ransfer")
         transfer.addAction(self.act_strategy)
+        self.act_getting_started = self._action("&Getting Started", self.getting_started, "F1")
+        self.act_shortcuts = self._action("&Keyboard Shortcuts", self.show_shortcuts)
         help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addActions([self.act_getting_started, self.act_shortcuts])
+        help_menu.addSeparator()
         help_menu.addAction(self.act_about)
 
         bar = self.addToolBar("Main")
@@ -267,6 +298,10 @@ class MainWindow(QMainWindow):
         bar.addActions([self.act_new, self.act_open, self.act_save])
         bar.addSeparator()
         bar.addActions([self.act_undo, self.act_redo])
+        # Icons only: their text names the last edit ("Undo Set learning rate to 0.01") and
+        # would shift the whole toolbar as it changes; the tooltip still says it.
+        for action in (self.act_undo, self.act_redo):
+            bar.widgetForAction(action).setToolButtonStyle(Qt.ToolButtonIconOnly)
         bar.addSeparator()
         bar.addActions([self.act_check, self.act_train, self.act_pause, self.act_stop])
         bar.addSeparator()
@@ -316,6 +351,7 @@ class MainWindow(QMainWindow):
         )
         self.runs.compare_requested.connect(self._compare_runs)
         self.runs.use_as_backbone.connect(self.use_run_as_backbone)
+        self.runs.export_requested.connect(self.export)
         self.training.events.connect(self._on_events)
         self.training.finished.connect(self._on_finished)
         self.training.state_changed.connect(self._on_state)
@@ -436,6 +472,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_status()
         self.findings.clear()
+        self.plots.clear_comparison()  # another project's run would not compare
         self.plots.clear()
         self.canvas.set_health({})
         self.runs.show_project(self.runs_root, self.model.project.name)
@@ -454,7 +491,7 @@ class MainWindow(QMainWindow):
         if a.ok:
             self.validity.setText("✔ Valid network")
             self.validity.setStyleSheet("color: #16a34a;")
-            self.validity.setToolTip(f"Output {a.output_shape}")
+            self.validity.setToolTip(f"Output {shape_text(a.output_shape)}")
         else:
             self.validity.setText(f"✘ {len(a.problems)} problem(s)")
             self.validity.setStyleSheet("color: #dc2626;")
@@ -514,7 +551,8 @@ class MainWindow(QMainWindow):
         a = self.model.analysis
         if a.ok:
             self.statusBar().showMessage(
-                f"The network is valid: output {a.output_shape}, {a.trainable_params:,} trainable parameters, "
+                f"The network is valid: output {shape_text(a.output_shape)}, "
+                f"{a.trainable_params:,} trainable parameters, "
                 f"{human_count(a.macs)} MACs per sample.",
                 8000,
             )
@@ -537,6 +575,8 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.Yes:
                 return
         self.findings.new_run()
+        self.statusBar().clearMessage()  # "Training stopped…" was the last run's news
+        self.eta.setText("")
         self.plots.clear(draw_now=False)
         self.canvas.clear_highlight()
         self.canvas.set_health({})
@@ -701,15 +741,18 @@ class MainWindow(QMainWindow):
             for step, label in zip(first.get("phase_step", ()), first.get("phase_label", ())):
                 self.plots.mark(int(step), str(label))
         run, data = series[0]
-        self.plots.set_comparison(data, f"run {run.id}")
+        # Named as the Runs list names it (its given name, else when it started).
+        row = next((r for r in self.runs.rows if r["id"] == run.id), None)
+        self.plots.set_comparison(data, run_label(row) if row else f"run {run.id}")
         self.plots.refresh(force=True)
         _bring_forward(self.plots_dock)
 
-    def export(self) -> None:
+    def export(self, run_path: Path | None = None) -> None:
+        """Export the model; from a run's menu, with that run's weights chosen."""
         if not self.model.analysis.ok:
             self.check()
             return
-        ExportDialog(self.model, self.runs_root, self).exec()
+        ExportDialog(self.model, self.runs_root, self, run_path=run_path or None).exec()
 
     # -- misc -------------------------------------------------------------------------
     def toggle_theme(self) -> None:
@@ -718,6 +761,39 @@ class MainWindow(QMainWindow):
         apply_plot_theme(dark)
         self.settings.setValue("dark", dark)
         self.statusBar().showMessage("Theme changed; icons update on the next start.", 4000)
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """(what, keys) for every menu action that has a shortcut."""
+        rows = []
+        for menu_action in self.menuBar().actions():
+            for action in menu_action.menu().actions():
+                keys = ", ".join(
+                    dict.fromkeys(
+                        k.toString(QKeySequence.SequenceFormat.NativeText)
+                        for k in action.shortcuts()
+                    )
+                )
+                if keys:
+                    name = action.text().replace("&", "").replace("…", "")
+                    if action in (self.act_undo, self.act_redo):
+                        name = name.split()[0]  # not the last edit's name
+                    rows.append((f"{menu_action.text().replace('&', '')} → {name}", keys))
+        return rows
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(
+            f"<tr><td>{what}</td><td><b>{keys}</b></td></tr>" for what, keys in self.shortcuts()
+        )
+        QMessageBox.information(
+            self,
+            "Keyboard shortcuts",
+            "<table cellspacing=6>"
+            + rows
+            + "<tr><td>Canvas → Fit to View</td><td><b>F</b></td></tr></table>",
+        )
+
+    def getting_started(self) -> None:
+        QMessageBox.information(self, "Getting started", GETTING_STARTED)
 
     def about(self) -> None:
         QMessageBox.about(
@@ -756,6 +832,45 @@ def _series_events(series: dict) -> list[dict]:
             {"type": "gradients", "step": series["grad_step"], "norms": series["grad_norms"]}
         )
     return events
+
+
+GETTING_STARTED = """<h3>Getting started</h3>
+<ol>
+<li><b>Open an example</b> (File → Open Example) or start from File → New: an Input node.</li>
+<li><b>Add layers</b>: drag them from the Layers palette onto the canvas (or double-click
+one); connect an output port to an input port. Select a node to set its size, activation,
+initializer, normalization and dropout in the Inspector.</li>
+<li><b>Choose the data and training settings</b> in the Data and Training tabs.</li>
+<li><b>Train</b> (Ctrl+Enter). The live plots show the loss, gradient norms per layer, the
+gradient flow, weight histograms and activation health; the canvas marks layers where the
+signal dies.</li>
+<li><b>Read the findings</b>: each says what is wrong in plain words, and <i>Apply suggested
+fix</i> changes the network in one undoable step. Train again and compare the runs (Runs
+tab: tick two, Compare).</li>
+<li><b>Export</b> (Ctrl+E) the trained model as ONNX (checked by onnxruntime) or
+safetensors.</li>
+</ol>
+<p>Every edit can be undone (Ctrl+Z). The same project file trains from the command line:
+<code>studio train project.json</code>.</p>"""
+
+
+def example_text(path: Path) -> tuple[str, str]:
+    """An example's menu entry ("digits_cnn — A small CNN on the digits") and its whole
+    description."""
+    import json
+
+    try:
+        description = str(json.loads(path.read_text(encoding="utf-8")).get("description", ""))
+    except (OSError, ValueError):
+        description = ""
+    short = description if len(description) <= 60 else description[:58].rsplit(" ", 1)[0] + "…"
+    return (f"{path.stem} — {short}" if short else path.stem), description
+
+
+def shape_text(shape) -> str:
+    """(10,) → "10 values"; (3, 32, 32) → "3×32×32"."""
+    dims = [str(d) for d in (shape or ())]
+    return f"{dims[0]} values" if len(dims) == 1 else "×".join(dims) or "?"
 
 
 def _duration(seconds: float) -> str:

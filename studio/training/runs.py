@@ -57,7 +57,34 @@ def _connect(root: Path) -> sqlite3.Connection:
     root.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(root / INDEX, timeout=10)
     db.execute(SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    if "label" not in columns:  # an index written before runs could be renamed
+        db.execute("ALTER TABLE runs ADD COLUMN label TEXT")
     return db
+
+
+def rename_run(root: str | Path, run_id: str, label: str) -> None:
+    """Give a run a name of the person's choosing ("" goes back to its start time)."""
+    with _connect(Path(root)) as db:
+        db.execute("UPDATE runs SET label = ? WHERE id = ?", (label.strip() or None, run_id))
+
+
+def delete_run(root: str | Path, run_id: str) -> None:
+    """Delete a run: its folder (checkpoints, metrics, findings) and its row in the index."""
+    import shutil
+
+    root = Path(root)
+    with _connect(root) as db:
+        row = db.execute("SELECT path FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunError(f"No run '{run_id}' in '{root}'.")
+        try:
+            shutil.rmtree(row[0])
+        except FileNotFoundError:
+            pass  # already gone: forget it
+        except OSError as err:
+            raise RunError(f"Cannot delete the run folder '{row[0]}': {err.strerror}.") from err
+        db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
 
 class Run:

@@ -112,7 +112,10 @@ class ActivationPlot(PlotPanel):
             (x0, x1), (y0, y1) = self.fraction_plot.getViewBox().viewRange()
             self.empty.setPos((x0 + x1) / 2, (y0 + y1) / 2)
             self.empty.setText(
-                "no activation layers" if h.start and not names else "no activation statistics yet"
+                # Only a run's start says which layers it watches (a cleared plot has none).
+                "no activation layers"
+                if h.start and "activation_layers" in h.start and not names
+                else "no activation statistics yet"
             )
             self.empty.show()
             return

@@ -76,6 +76,9 @@ class LossPlot(PlotPanel):
         h = self.history
         step = h.step.data
         self.headroom.follow(float(step[-1]) if len(step) else 0.0)
+        if not len(step) and self.comparison is None:
+            # Nothing to follow: start from an empty axis, not the last run's range.
+            self.loss_plot.getViewBox().setRange(xRange=(0, 100), disableAutoRange=False)
         self.train_raw.setData(step, h.loss.data, **_series_opts(h.loss.all_finite))
         self.train_smooth.setData(
             step, h.loss_smooth.data, **_series_opts(h.loss_smooth.all_finite)

@@ -1,0 +1,260 @@
+"""Every rough edge a first-time user hit in the window (issue 10), each as it was met:
+the action, then what the person should see."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QApplication, QLineEdit
+from test_window import EXAMPLES, window_with
+
+from studio.commands import SetNodeFields, SetSettings
+from studio.projectfile import load_project
+from studio.training.session import train
+from ui.export_dialog import INSTALLATION, ExportDialog
+from ui.findings import FindingsPanel
+from ui.window import runs_root
+
+
+def dropout_field(qtbot, window) -> QLineEdit:
+    """The inspector's dropout field of hidden1, with the keyboard's focus (as clicked)."""
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    window.model.select(["hidden1"])
+    field = window.inspector.findChild(QLineEdit, "dropout")
+    assert field is not None
+    return field
+
+
+def test_ctrl_z_in_a_committed_field_undoes_the_project_and_leaving_it_is_no_edit(qtbot):
+    window = window_with(qtbot, "digits_mlp")
+    field = dropout_field(qtbot, window)
+    field.setFocus()
+    field.selectAll()
+    qtbot.keyClicks(field, "0.3")
+    qtbot.keyClick(field, Qt.Key_Return)
+
+    def dropout():
+        return window.model.project.network.nodes["hidden1"].dropout
+
+    assert dropout() == pytest.approx(0.3)
+    field = dropout_field(qtbot, window)
+    field.setFocus()
+    qtbot.keySequence(field, QKeySequence.StandardKey.Undo)
+    assert dropout() == pytest.approx(0.0)  # the project went back, not only the text
+    qtbot.waitUntil(lambda: float(field.text() or 0) == 0.0, timeout=2000)
+    field.editingFinished.emit()  # clicking away
+    assert window.model.undo_stack.canRedo()  # leaving the field was not a new edit
+    assert window.model.undo_stack.count() == 1
+
+
+def test_typing_not_yet_committed_is_undone_inside_the_field(qtbot):
+    window = window_with(qtbot, "digits_mlp")
+    field = dropout_field(qtbot, window)
+    field.setFocus()
+    qtbot.keyClicks(field, "5")
+    qtbot.keySequence(field, QKeySequence.StandardKey.Undo)
+    assert window.model.undo_stack.count() == 0
+
+
+def test_turning_on_augmentation_does_not_grow_the_window(qtbot):
+    window = window_with(qtbot, "digits_cnn")
+    window.resize(1366, 740)
+    window.augment_dock.raise_()
+    qtbot.wait(50)
+    before = window.size()
+    for name in window.model.project.data["augmentation"]:
+        window.model.push(
+            SetSettings(window.model.project, {f"data.augmentation.{name}.enabled": True})
+        )
+    QApplication.processEvents()
+    qtbot.wait(50)
+    assert window.size() == before
+
+
+@pytest.fixture
+def trained_then_changed(qtbot, tmp_path):
+    """digits_mlp trained once; then the open project's network changed (as a fix does)."""
+    window = window_with(qtbot, "digits_mlp", "training.epochs=1")
+    train(
+        load_project(EXAMPLES / "digits_mlp.json", ["training.epochs=1"]),
+        runs_root=window.runs_root,
+    )
+    window.runs.refresh()
+    return window
+
+
+def test_export_offers_only_runs_that_fit_the_open_network(trained_then_changed, qtbot):
+    window = trained_then_changed
+    dialog = ExportDialog(window.model, window.runs_root, window)
+    qtbot.addWidget(dialog)
+    assert dialog.source.currentData() is not None  # the run fits: chosen by default
+    window.model.push(
+        SetNodeFields(window.model.project, {"hidden1": {"params": {"out_features": 96}}})
+    )
+    dialog = ExportDialog(window.model, window.runs_root, window)
+    qtbot.addWidget(dialog)
+    assert dialog.source.currentData() is None  # current weights, not a misfit run
+    assert not dialog.source.model().item(1).isEnabled()
+    assert "another network" in dialog.source.itemText(1)
+
+
+def test_export_never_defaults_into_the_installation_and_remembers_the_folder(qtbot, tmp_path):
+    window = window_with(qtbot, "digits_mlp")
+    dialog = ExportDialog(window.model, window.runs_root, window)
+    qtbot.addWidget(dialog)
+    assert not Path(dialog.onnx_path.text()).resolve().is_relative_to(INSTALLATION)
+    dialog.onnx_path.setText(str(tmp_path / "model.onnx"))
+    dialog.export()
+    again = ExportDialog(window.model, window.runs_root, window)
+    qtbot.addWidget(again)
+    assert Path(again.onnx_path.text()).parent == tmp_path
+
+
+def test_an_export_error_does_not_squash_the_form(qtbot, tmp_path):
+    window = window_with(qtbot, "digits_mlp")
+    dialog = ExportDialog(window.model, window.runs_root, window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.onnx_path.setText(str(tmp_path / ("missing-folder-" * 8) / "model.onnx"))
+    dialog.export()
+    qtbot.wait(50)
+    assert dialog.result.text()
+    assert dialog.onnx_path.height() >= dialog.onnx_path.minimumSizeHint().height()
+    assert dialog.result.height() >= dialog.result.heightForWidth(dialog.result.width()) - 1
+
+
+def test_a_new_project_starts_with_empty_plots(qtbot, mlp_events):
+    window = window_with(qtbot, "digits_mlp")
+    window.plots.feed_events(mlp_events)
+    window.plots.set_comparison(mlp_events, "other")
+    window.plots.refresh(force=True)
+    window.new_project()
+    assert len(window.plots.history.step) == 0 and window.plots.comparison is None
+    assert len(window.plots.loss.train_raw.getData()[0] or []) == 0
+
+
+def test_an_applied_fix_card_wraps_instead_of_scrolling_sideways(qtbot):
+    model = window_with(qtbot, "deep_sigmoid_mlp").model
+    panel = FindingsPanel(model)
+    qtbot.addWidget(panel)
+    panel.resize(330, 500)
+    panel.show()
+    panel.add(
+        {
+            "kind": "saturation",
+            "severity": "warning",
+            "step": 3,
+            "title": "Saturated activations",
+            "message": "Most units of dense19 sit where sigmoid is flat.",
+            "remedy": "Use Xavier initialization.",
+            "layers": ["dense19"],
+            "fix": {"nodes": {"dense19": {"initializer": {"name": "xavier_normal"}}}},
+        }
+    )
+    panel.cards[0].fix_button.click()
+    assert "Ctrl+Z" in panel.cards[0].note.text()
+    assert panel.cards[0].minimumSizeHint().width() <= panel.viewport().width()
+    assert panel.horizontalScrollBarPolicy() == Qt.ScrollBarAlwaysOff
+
+
+def test_texts_say_what_the_window_has(qtbot):
+    window = window_with(qtbot, "digits_mlp")
+    assert "Diagnose" not in window.findings.empty.text()
+    window.check()
+    message = window.statusBar().currentMessage()
+    assert "(10,)" not in message and "output 10 values" in message
+    window.plots.clear()
+    assert window.plots.activations.empty.textItem.toPlainText() != "no activation layers"
+
+
+def test_a_new_run_keeps_the_last_runs_findings_and_fixes_wait_for_the_stop(qtbot):
+    window = window_with(qtbot, "digits_mlp")
+    finding = {
+        "type": "finding",
+        "kind": "lr_too_low",
+        "severity": "warning",
+        "step": 3,
+        "title": "Learning rate too low",
+        "message": "",
+        "remedy": "",
+        "layers": [],
+        "fix": {"nodes": {}, "training": {"optimizer.lr": 0.01}},
+    }
+    window.findings.set_training(True)
+    window._on_events([finding])
+    card = window.findings.cards[0]
+    assert not card.fix_button.isEnabled()  # mid-run: the canvas must match what trains
+    window.findings.set_training(False)
+    assert card.fix_button.isEnabled()
+    window.statusBar().showMessage("Training stopped: you stopped it.")
+    window.findings.new_run()
+    assert window.findings.earlier == [card] and window.findings.cards == []
+    qtbot.waitUntil(card.isVisible, timeout=2000)
+    assert "previous run" in window.findings.earlier_heading.text()
+
+
+def test_a_finding_does_not_take_the_tab_the_person_works_in(qtbot):
+    window = window_with(qtbot, "digits_mlp")
+    window.tabifyDockWidget(window.inspector_dock, window.findings_dock)
+    window.inspector_dock.raise_()
+    qtbot.wait(20)
+    window._on_events(
+        [
+            {
+                "type": "finding",
+                "kind": "overfitting",
+                "severity": "warning",
+                "step": 9,
+                "title": "Overfitting",
+                "message": "",
+                "remedy": "",
+                "layers": [],
+            }
+        ]
+    )
+    qtbot.wait(20)
+    assert window.inspector.isVisible()
+    assert window.findings_dock.windowTitle() == "Findings (1)"
+
+
+def test_runs_live_in_one_studio_folder_and_can_be_renamed_and_deleted(
+    qtbot, monkeypatch, tmp_path
+):
+    monkeypatch.delenv("STUDIO_RUNS")
+    assert "Studio/Studio" not in runs_root().as_posix()
+    window = window_with(qtbot, "digits_mlp", "training.epochs=1")
+    assert str(window.runs_root) in window.runs.location.text()
+    train(
+        load_project(EXAMPLES / "digits_mlp.json", ["training.epochs=1"]),
+        runs_root=window.runs_root,
+    )
+    window.runs.refresh()
+    texts = [a.text() for a in window.runs.context_menu(0).actions()]
+    assert {"Open folder", "Rename…", "Export…", "Use as backbone", "Delete…"} <= set(texts)
+    window.runs.rename(0, "baseline")
+    assert window.runs.table.item(0, 0).text() == "baseline"
+    folder = Path(window.runs.rows[0]["path"])
+    window.runs.delete(0, confirm=False)
+    assert window.runs.table.rowCount() == 0 and not folder.exists()
+
+
+def test_undo_labels_help_and_examples_speak_words(qtbot):
+    window = window_with(qtbot, "digits_cnn")
+    window.model.push(
+        SetSettings(window.model.project, {"data.augmentation.horizontal_flip.enabled": True})
+    )
+    assert window.act_undo.text() == "&Undo Turn on horizontal flip"
+    bar = window.findChild(type(window.addToolBar("x")), "main-toolbar")
+    assert bar.widgetForAction(window.act_undo).toolButtonStyle() == Qt.ToolButtonIconOnly
+    entries = {a.text(): a.toolTip() for a in window.examples_menu.actions()}
+    description = json.loads((EXAMPLES / "digits_cnn.json").read_text())["description"]
+    (entry,) = [t for t in entries if t.startswith("digits_cnn — ")]
+    assert entries[entry] == description
+    shortcuts = dict(window.shortcuts())
+    assert shortcuts["Run → Train"] and shortcuts["Edit → Undo"]
+    assert window.act_getting_started.shortcut() == QKeySequence("F1")
