@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from studio.commands import SetSettings
 from studio.data.augmentations import augmentation_catalog
+from studio.data.label_meaning import label_warnings
 from studio.errors import ProjectError
 from studio.shapes_text import describe_kind
 from ui.background import BackgroundJob
@@ -86,6 +87,12 @@ class AugmentPanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #dc2626; font-weight: 600;")
         layout.addWidget(self.message)
+        # Transforms that change what a label means on this data (flips on digits).
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #b45309;")
+        self.warning.hide()
+        layout.addWidget(self.warning)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self._build_forms())
@@ -146,6 +153,9 @@ class AugmentPanel(QWidget):
         values = self.values()
         for name, form in self.forms.items():
             form.set_values(values[name])
+        warnings = label_warnings(self.model.project.data)
+        self.warning.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warning.setVisible(bool(warnings))
 
     def _edit(self, name: str, field: str, value) -> None:
         try:
@@ -158,7 +168,7 @@ class AugmentPanel(QWidget):
         self.model.push(command)
 
     def _settings_changed(self, paths: list) -> None:
-        if any(p.startswith("data.augmentation") for p in paths):
+        if any(p.startswith("data.augmentation") or p == "data.source" for p in paths):
             self.refresh()
         if any(p.startswith("data") or p == "training.seed" for p in paths):
             self._schedule()

@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
         action = QAction(text, self)
         if icon_name:
             action.setIcon(icon(icon_name))
+            self._icons[action] = icon_name  # redrawn in the new colours on a theme change
         if shortcut is not None:
             action.setShortcuts(
                 shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)]
@@ -183,6 +184,7 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_actions(self) -> None:
+        self._icons: dict[QAction, str] = {}
         stack = self.model.undo_stack
         self.act_new = self._action("&New", self.new_project, QKeySequence.New, "new")
         self.act_open = self._action("&Open…", self.open_dialog, QKeySequence.Open, "open")
@@ -195,9 +197,11 @@ class MainWindow(QMainWindow):
         self.act_undo = stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcut(QKeySequence.Undo)
         self.act_undo.setIcon(icon("undo"))
+        self._icons[self.act_undo] = "undo"
         self.act_redo = stack.createRedoAction(self, "&Redo")
         self.act_redo.setShortcuts([QKeySequence.Redo, QKeySequence("Ctrl+Y")])
         self.act_redo.setIcon(icon("redo"))
+        self._icons[self.act_redo] = "redo"
         self.act_copy = self._action(
             "&Copy", lambda: self.canvas.copy_selection(), QKeySequence.Copy
         )
@@ -734,16 +738,19 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Those runs kept no per-step data to compare.", 6000)
             return
         if len(series) == 2:
-            first = series.pop(0)[1]
+            first_run, first = series.pop(0)
             self.plots.clear()
-            self.plots.feed_events(_series_events(first))
+            self.plots.feed_events(_series_events(first, first_run.metrics()))
             # A fine-tuned run keeps its phase changes: mark them as during training.
             for step, label in zip(first.get("phase_step", ()), first.get("phase_label", ())):
                 self.plots.mark(int(step), str(label))
         run, data = series[0]
-        # Named as the Runs list names it (its given name, else when it started).
+        # Named as the Runs list names it (its given name, else when it started); with its
+        # validation points per epoch, from the run's metrics.
         row = next((r for r in self.runs.rows if r["id"] == run.id), None)
-        self.plots.set_comparison(data, run_label(row) if row else f"run {run.id}")
+        self.plots.set_comparison(
+            _series_events(data, run.metrics()), run_label(row) if row else f"run {run.id}"
+        )
         self.plots.refresh(force=True)
         _bring_forward(self.plots_dock)
 
@@ -760,7 +767,9 @@ class MainWindow(QMainWindow):
         apply_theme(QApplication.instance(), dark)
         apply_plot_theme(dark)
         self.settings.setValue("dark", dark)
-        self.statusBar().showMessage("Theme changed; icons update on the next start.", 4000)
+        for action, name in self._icons.items():
+            action.setIcon(icon(name))
+        self._on_state(self.training.state)  # the pause/resume icon follows its state
 
     def shortcuts(self) -> list[tuple[str, str]]:
         """(what, keys) for every menu action that has a shortcut."""
@@ -819,8 +828,8 @@ def _bring_forward(dock: QDockWidget) -> None:
         dock.raise_()
 
 
-def _series_events(series: dict) -> list[dict]:
-    """A saved run's arrays as the events the plots take."""
+def _series_events(series: dict, metrics: list[dict] = ()) -> list[dict]:
+    """A saved run's arrays (and its per-epoch metrics) as the events the plots take."""
     layers = [str(n) for n in series["layers"]]
     events = [{"type": "start", "layers": layers, "total_steps": int(len(series["loss"]))}]
     if len(series["loss"]):
@@ -831,6 +840,7 @@ def _series_events(series: dict) -> list[dict]:
         events.append(
             {"type": "gradients", "step": series["grad_step"], "norms": series["grad_norms"]}
         )
+    events.extend({**m, "type": "epoch"} for m in metrics)
     return events
 
 

@@ -258,3 +258,48 @@ def test_undo_labels_help_and_examples_speak_words(qtbot):
     shortcuts = dict(window.shortcuts())
     assert shortcuts["Run → Train"] and shortcuts["Edit → Undo"]
     assert window.act_getting_started.shortcut() == QKeySequence("F1")
+
+
+def test_flipping_digits_warns_that_it_changes_what_they_mean(qtbot):
+    window = window_with(qtbot, "digits_cnn")
+    panel = window.augment_panel
+    assert panel.warning.isHidden()
+    window.model.push(
+        SetSettings(window.model.project, {"data.augmentation.horizontal_flip.enabled": True})
+    )
+    assert not panel.warning.isHidden() and "mirrored 2" in panel.warning.text()
+    window.model.push(
+        SetSettings(
+            window.model.project,
+            {
+                "data.augmentation.rotation.enabled": True,
+                "data.augmentation.rotation.degrees": 90.0,
+            },
+        )
+    )
+    assert "6 and 9" in panel.warning.text()
+    window.model.undo_stack.undo()
+    window.model.undo_stack.undo()
+    assert panel.warning.isHidden()
+
+
+def test_the_dark_theme_recolours_legends_and_toolbar_icons_at_once(qtbot, mlp_events):
+    from ui.plots import apply_theme as apply_plot_theme
+    from ui.plots import palette as plot_palette
+
+    window = window_with(qtbot, "digits_mlp")
+    window.plots.feed_events(mlp_events)
+    window.plots.refresh(force=True)
+    before = window.act_train.icon().pixmap(16, 16).toImage()
+    window.act_dark.setChecked(True)
+    try:
+        window.toggle_theme()
+        after = window.act_train.icon().pixmap(16, 16).toImage()
+        assert after != before  # redrawn in the dark theme's colours, not at the next start
+        colour = plot_palette().foreground.lower()
+        labels = [label for _, label in window.plots.loss.legend.items]
+        assert labels and all(colour in label.item.toHtml().lower() for label in labels)
+    finally:
+        window.act_dark.setChecked(False)
+        window.toggle_theme()
+        apply_plot_theme(False)

@@ -136,3 +136,8 @@ def test_two_runs_can_be_overlaid(qtbot):
     window.runs.compare.click()
     assert window.plots.comparison is not None
     assert len(window.plots.comparison.step) == len(window.plots.history.step) > 0
+    # Both runs keep their validation points per epoch; the other one is named as the list
+    # names it.
+    assert np.isfinite(window.plots.history.val_loss.data).any()
+    assert np.isfinite(window.plots.comparison.val_loss.data).any()
+    assert window.plots.loss.comparison_label == window.runs.table.item(1, 0).text()

@@ -248,6 +248,10 @@ class PlotPanel(QWidget):
             legend = plot.legend
             if legend is not None:
                 legend.setLabelTextColor(pal.foreground)
+                # pyqtgraph only records the colour; existing labels keep the old one (dark
+                # text on a dark theme) until their text is set again.
+                for _, label in legend.items:
+                    label.setText(label.text, color=pal.foreground)
                 legend.setBrush(style.color(pal.background, 0.75))
                 legend.setPen(style.pen(pal.muted, alpha=0.4))
         self._restyle(pal)
