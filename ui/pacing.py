@@ -25,7 +25,7 @@ from collections.abc import Callable
 # Of one core: the GUI thread's work while training runs. On 2 cores a millisecond of GUI
 # work cost training about two (it preempts one of the two threads training runs on, and
 # the other waits for it), so this is well under what the GUI could take.
-SHARE = float(os.environ.get("STUDIO_GUI_SHARE", "0.08"))
+SHARE = float(os.environ.get("STUDIO_GUI_SHARE", "0.05"))
 FASTEST = 1 / 30  # s between ticks at most this often (a screen needs no more)
 SLOWEST = 1.0  # s: even on a very slow machine the plots move every second
 SMOOTHING = 0.3  # weight of the newest tick in the running cost

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QScrollArea,
+    QTabBar,
     QWidget,
 )
 
@@ -371,6 +372,7 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
+        self._first_layout = state is None  # sized to the screen when first shown
         self.act_dark.setChecked(is_dark())
         self._update_recent_menu()
 
@@ -811,6 +813,20 @@ class MainWindow(QMainWindow):
             "<b>Studio</b><br>Build a network, watch it train, see why it does not learn.<br><br>"
             "PyTorch, PySide6 and pyqtgraph.",
         )
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        # Tabbed docks show their whole names ("Inspector", not "Ins…"), scrolling if needed.
+        for bar in self.findChildren(QTabBar):
+            bar.setElideMode(Qt.ElideNone)
+            bar.setUsesScrollButtons(True)
+        if self._first_layout:
+            # First start: the plots take ~45% of the height (readable axes at 768 px), the
+            # side docks a fixed share of the width; afterwards the saved layout rules.
+            self._first_layout = False
+            self.resizeDocks([self.plots_dock], [int(self.height() * 0.45)], Qt.Vertical)
+            self.resizeDocks([self.palette_dock], [max(180, self.width() // 8)], Qt.Horizontal)
+            self.resizeDocks([self.inspector_dock], [max(300, self.width() // 5)], Qt.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._confirm_discard():
