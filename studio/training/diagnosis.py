@@ -513,22 +513,33 @@ class Diagnosis:
         if not self.project.training["clipping"]["max_norm"]:
             fix["training"]["clipping.max_norm"] = 1.0
             remedy += " Turn on gradient clipping (max norm 1.0)."
+        self._exploding(
+            step,
+            f"The gradient reaching {affected[0]} is {_power(ratio[0])} times what reaches "
+            f"{self.layers[live[-1]]}: it grows at every layer on its way back. " + reason,
+            remedy.strip(),
+            affected,
+            {
+                "backprop_vs_last_hidden": {
+                    self.layers[i]: float(f"{r:.3g}") for i, r in zip(live, ratio)
+                }
+            },
+            fix,
+        )
+
+    def _exploding(
+        self, step: int, message: str, remedy: str, layers: list, evidence: dict, fix: dict
+    ) -> None:
         self._raise(
             Finding(
                 kind="exploding_gradients",
                 severity="error",
                 step=step,
                 title="Exploding gradients",
-                message=f"The gradient reaching {affected[0]} is {_power(ratio[0])} times what "
-                f"reaches {self.layers[live[-1]]}: it grows at every layer on its way back. "
-                + reason,
-                remedy=remedy.strip(),
-                layers=affected,
-                evidence={
-                    "backprop_vs_last_hidden": {
-                        self.layers[i]: float(f"{r:.3g}") for i, r in zip(live, ratio)
-                    }
-                },
+                message=message,
+                remedy=remedy,
+                layers=layers,
+                evidence=evidence,
                 fix=fix,
             )
         )
@@ -537,37 +548,27 @@ class Diagnosis:
         live = ~self.frozen if self.frozen.shape == row.shape else np.ones(row.shape, bool)
         if not np.all(np.isfinite(row[live])):
             bad = [n for n, v, keep in zip(self.layers, row, live) if keep and not math.isfinite(v)]
-            self._raise(
-                Finding(
-                    kind="exploding_gradients",
-                    severity="error",
-                    step=step,
-                    title="Exploding gradients",
-                    message=f"Gradients became infinite or NaN in {_span(bad)} at step {step + 1}.",
-                    remedy=self._calmer_text(step) + ".",
-                    layers=bad,
-                    evidence={"step": step},
-                    fix=self._calmer(step),
-                )
+            self._exploding(
+                step,
+                f"Gradients became infinite or NaN in {_span(bad)} at step {step + 1}.",
+                self._calmer_text(step) + ".",
+                bad,
+                {"step": step},
+                self._calmer(step),
             )
             return
         if len(self._early_total) < 5:
             return
         baseline = float(np.median(self._early_total))
         if baseline > 0 and total > EXPLODING_RATIO * baseline:
-            self._raise(
-                Finding(
-                    kind="exploding_gradients",
-                    severity="error",
-                    step=step,
-                    title="Exploding gradients",
-                    message=f"The gradient norm reached {total:.3g} at step {step + 1}, "
-                    f"{total / baseline:.0f} times its early value of {baseline:.3g}.",
-                    remedy=self._calmer_text(step) + ".",
-                    layers=list(self.layers),
-                    evidence={"norm": total, "early_norm": baseline},
-                    fix=self._calmer(step),
-                )
+            self._exploding(
+                step,
+                f"The gradient norm reached {total:.3g} at step {step + 1}, "
+                f"{total / baseline:.0f} times its early value of {baseline:.3g}.",
+                self._calmer_text(step) + ".",
+                list(self.layers),
+                {"norm": total, "early_norm": baseline},
+                self._calmer(step),
             )
 
     def _check_lr_too_high(self, step: int) -> None:
