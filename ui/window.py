@@ -283,6 +283,16 @@ class MainWindow(QMainWindow):
         ):
             view.addAction(dock.toggleViewAction())
         view.addSeparator()
+        # Which plots show: on a small screen a person keeps the ones they read.
+        self.plots_menu = view.addMenu("&Plots")
+        self.plot_actions: dict[str, QAction] = {}
+        for name, title in TrainingPlots.NAMES.items():
+            action = self.plots_menu.addAction(title)
+            action.setCheckable(True)
+            action.setChecked(True)
+            action.toggled.connect(lambda on, name=name: self._show_plot(name, on))
+            self.plot_actions[name] = action
+        view.addSeparator()
         view.addAction(self.act_dark)
         run = self.menuBar().addMenu("&Run")
         run.addActions([self.act_check, self.act_train, self.act_pause, self.act_stop])
@@ -374,11 +384,20 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         self._first_layout = state is None  # sized to the screen when first shown
         self.act_dark.setChecked(is_dark())
+        hidden = self.settings.value("plots/hidden", []) or []
+        for name in [hidden] if isinstance(hidden, str) else hidden:
+            if name in self.plot_actions:
+                self.plot_actions[name].setChecked(False)
         self._update_recent_menu()
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+
+    def _show_plot(self, name: str, shown: bool) -> None:
+        self.plots.set_shown(name, shown)
+        hidden = [n for n, on in self.plots.shown().items() if not on]
+        self.settings.setValue("plots/hidden", hidden)
 
     def recent_files(self) -> list[str]:
         value = self.settings.value("recent", []) or []

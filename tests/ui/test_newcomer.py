@@ -303,3 +303,19 @@ def test_the_dark_theme_recolours_legends_and_toolbar_icons_at_once(qtbot, mlp_e
         window.act_dark.setChecked(False)
         window.toggle_theme()
         apply_plot_theme(False)
+
+
+def test_a_person_chooses_which_plots_show_and_the_choice_is_kept(qtbot, mlp_events):
+    window = window_with(qtbot, "digits_mlp")
+    window.plot_actions["histograms"].setChecked(False)
+    window.plot_actions["activations"].setChecked(False)
+    assert window.plots.histograms.isHidden() and not window.plots.histograms.on_screen()
+    column = window.plots.histograms.parentWidget()
+    assert column.isHidden()  # both of its panels hidden: the column gives its width away
+    window.plots.feed_events(mlp_events)
+    window.plots.refresh(force=True)
+    again = window_with(qtbot, "digits_mlp")
+    assert not again.plot_actions["histograms"].isChecked()
+    assert again.plots.histograms.isHidden() and not again.plots.loss.isHidden()
+    again.plot_actions["histograms"].setChecked(True)
+    assert not again.plots.histograms.isHidden()

@@ -190,6 +190,31 @@ class TrainingPlots(QWidget):
         self.history.status = "idle"
         self.refresh(force=draw_now)
 
+    # -- which plots show -----------------------------------------------------------------
+    NAMES = {
+        "loss": "Loss and accuracy",
+        "lr": "Learning rate",
+        "gradients": "Gradient norms",
+        "flow": "Gradient flow",
+        "weights": "Update / weight ratios",
+        "histograms": "Histograms",
+        "activations": "Activation health",
+    }
+
+    def set_shown(self, name: str, shown: bool) -> None:
+        """Show or hide one plot panel (its space goes to the others; hidden, it never
+        draws). A column whose panels are all hidden goes too."""
+        panel = getattr(self, name)
+        panel.setVisible(shown)
+        for i in range(self.splitter.count()):
+            column = self.splitter.widget(i)
+            column.setVisible(any(not column.widget(j).isHidden() for j in range(column.count())))
+        if shown:
+            self.refresh()
+
+    def shown(self) -> dict[str, bool]:
+        return {name: not getattr(self, name).isHidden() for name in self.NAMES}
+
     # -- layers ---------------------------------------------------------------------------
     def select_layer(self, name: str | None) -> None:
         """Emphasise a layer everywhere (e.g. the node selected on the canvas); does not
