@@ -20,7 +20,7 @@ import gc
 
 from pyqtgraph.util.garbage_collector import GarbageCollector
 
-INTERVAL = 1.0  # s between threshold checks in the GUI thread
+INTERVAL = 0.1  # s between threshold checks in the GUI thread: small, quick collections
 
 _collector: GarbageCollector | None = None
 

@@ -4,6 +4,7 @@ one panel redraws per tick, and a panel nobody can see never draws."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ui.pacing import Pacer
@@ -94,3 +95,42 @@ def test_one_panel_per_tick_and_hidden_panels_never_draw(qtbot, mlp_events):
     assert plots.histograms not in drawn
     assert {p for p in plots.panels if p is not plots.histograms} <= set(drawn)
     assert len(drawn) <= 41
+
+
+def test_a_panel_redraw_moves_only_its_own_step_axis_and_a_zoom_moves_all(qtbot, mlp_events):
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(1400, 500)
+    plots.show()
+    plots.feed_events(mlp_events)
+    plots.refresh(force=True)
+    plots.grab()
+    lr_range = plots.lr.plot.getViewBox().viewRange()[0]
+    loss_vb = plots.loss.loss_plot.getViewBox()
+    last = int(plots.history.step.data[-1])
+    plots.feed(
+        {
+            "type": "steps",
+            "step": np.arange(last + 1, last + 200),
+            "loss": np.full(199, 1.0),
+            "accuracy": None,
+            "lr": np.full(199, 1e-3),
+        }
+    )
+    plots.loss.refresh()
+    plots.grab()
+    assert loss_vb.viewRange()[0][1] > lr_range[1] + 100  # the loss axis grew
+    # ... and the learning-rate plot waits for its own turn (no repaint of every plot).
+    assert plots.lr.plot.getViewBox().viewRange()[0] == lr_range
+    plots.lr.refresh()
+    plots.grab()
+    # The same step range (within a pixel: symbols pad the loss plot a little).
+    (a, b), (c, d) = plots.lr.plot.getViewBox().viewRange()[0], loss_vb.viewRange()[0]
+    assert abs(a - c) < 0.005 * (d - c) and abs(b - d) < 0.005 * (d - c)
+    # A person's zoom on one step plot zooms them all; a double-click follows the run again.
+    loss_vb.setXRange(10, 20, padding=0)
+    loss_vb.sigRangeChangedManually.emit([True, False])
+    assert plots.weights.plot.getViewBox().viewRange()[0] == pytest.approx([10, 20])
+    plots.steps.follow()
+    plots.grab()
+    assert plots.weights.plot.getViewBox().autoRangeEnabled()[0]

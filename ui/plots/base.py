@@ -92,6 +92,7 @@ class StepHeadroom(pg.GraphicsObject):
     def __init__(self, plot: pg.PlotItem):
         super().__init__()
         self.end = 0.0
+        self.plot = plot
         plot.addItem(self)  # counted by auto-range (not ignoreBounds)
 
     @classmethod
@@ -106,6 +107,8 @@ class StepHeadroom(pg.GraphicsObject):
         if end != self.end:
             self.end = end
             self.informViewBoundsChanged()
+            if end == 0:  # a new run, nothing yet: an empty axis, not the last run's range
+                self.plot.getViewBox().setRange(xRange=(0, 100), disableAutoRange=False)
 
     def dataBounds(self, ax, frac=1.0, orthoRange=None):
         return (0.0, self.end) if ax == 0 and self.end > 0 else (None, None)
@@ -146,6 +149,7 @@ class PlotPanel(QWidget):
         self.plots: list[pg.PlotItem] = []
         self.widgets: list[pg.PlotWidget] = []
         self._seen = None
+        self.headroom: StepHeadroom | None = None  # set when its step axis follows the run
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(0)
@@ -296,6 +300,9 @@ class PlotPanel(QWidget):
         if not force and key == self._seen:
             return False
         self._seen = key
+        if self.headroom is not None:  # a step plot following the run (StepAxes)
+            step = self.history.step.data
+            self.headroom.follow(float(step[-1]) if len(step) else 0.0)
         self._redraw()
         return True
 

@@ -56,7 +56,7 @@ class LossPlot(PlotPanel):
         acc_legend.addItem(self.accuracy_train, "train (epoch)")
         acc_legend.addItem(self.accuracy_val, "validation (epoch)")
         self.marks = Marks([self.loss_plot, self.accuracy_plot], labelled=self.loss_plot)
-        self.headroom = StepHeadroom(self.loss_plot)
+        self.headroom = StepHeadroom(self.loss_plot)  # its step axis grows in round steps
         self.accuracy_plot.getViewBox().setLimits(yMin=-0.05, yMax=1.05)
         self.widgets[1].hide()  # until a run reports accuracy
         self.restyle()
@@ -75,10 +75,6 @@ class LossPlot(PlotPanel):
     def _redraw(self) -> None:
         h = self.history
         step = h.step.data
-        self.headroom.follow(float(step[-1]) if len(step) else 0.0)
-        if not len(step) and self.comparison is None:
-            # Nothing to follow: start from an empty axis, not the last run's range.
-            self.loss_plot.getViewBox().setRange(xRange=(0, 100), disableAutoRange=False)
         self.train_raw.setData(step, h.loss.data, **_series_opts(h.loss.all_finite))
         self.train_smooth.setData(
             step, h.loss_smooth.data, **_series_opts(h.loss_smooth.all_finite)

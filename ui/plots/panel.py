@@ -25,6 +25,7 @@ from ui.plots.histograms import HistogramPlot
 from ui.plots.history import RunHistory
 from ui.plots.loss import LossPlot
 from ui.plots.lr import LearningRatePlot
+from ui.plots.step_axes import StepAxes
 from ui.plots.weights import WeightPlot
 
 SECONDARY_INTERVAL = 0.25  # s at least between redraws of the plots sampled less often
@@ -101,17 +102,19 @@ class TrainingPlots(QWidget):
         for panel in (self.gradients, self.flow, self.weights, self.activations):
             panel.layer_clicked.connect(self._layer_clicked)
         self.histograms.layer_selected.connect(self._layer_clicked)
+        self.steps: StepAxes | None = None
         if link_steps:
-            # One step axis: zooming any step plot zooms them all (the histograms'
-            # x axis is a value, not a step).
-            master = self.loss.loss_plot
-            for plot in (
-                self.lr.plot,
-                self.gradients.lines_plot,
-                self.weights.plot,
-                self.activations.fraction_plot,
-            ):
-                plot.setXLink(master)
+            # One step axis: zooming any step plot zooms them all (the histograms' and the
+            # flow's x axes are values and layers, not steps).
+            self.steps = StepAxes(
+                [
+                    (self.loss, self.loss.loss_plot),
+                    (self.lr, self.lr.plot),
+                    (self.gradients, self.gradients.lines_plot),
+                    (self.weights, self.weights.plot),
+                    (self.activations, self.activations.fraction_plot),
+                ]
+            )
         style.notifier().changed.connect(self._restyle)
         self._restyle()
 
