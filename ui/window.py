@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self.pacer = Pacer()
         self.training = TrainingController(self, self.pacer)
         self._progress_started = 0.0
+        self._eta_origin: tuple[float, int] | None = None  # (time, step) the rate counts from
         self._total_steps = 0
         self._first_step = 0
         self._train_samples: int | None = None  # from a run's start event, when it says
@@ -658,6 +659,7 @@ class MainWindow(QMainWindow):
                 self._first_step = event["first_step"]
                 self._train_samples = event.get("train_samples", self._train_samples)
                 self._progress_started = time.monotonic()
+                self._eta_origin = None
                 self.progress.setRange(0, max(1, self._total_steps))
                 self.device_label.setText(f"Device: {event['device']}")
             elif kind == "steps":
@@ -722,9 +724,15 @@ class MainWindow(QMainWindow):
     def _show_progress(self, done: int, epoch: int, per_epoch: int) -> None:
         self.progress.setValue(done)
         self.progress.setFormat(f"epoch {epoch + 1} · step {done:,}/{self._total_steps:,}")
-        elapsed = time.monotonic() - self._progress_started
-        fresh = done - self._first_step
-        if fresh > 0 and elapsed > 0.5:
+        now = time.monotonic()
+        # The rate is measured from the first steps on: the run's start (building the model,
+        # the first step's one-off costs) made the first ETA 4x too long.
+        if self._eta_origin is None:
+            self._eta_origin = (now, done)
+            self.eta.setText("ETA …")
+            return
+        elapsed, fresh = now - self._eta_origin[0], done - self._eta_origin[1]
+        if fresh > 0 and elapsed > 1.0:
             remaining = (self._total_steps - done) * elapsed / fresh
             self.eta.setText(f"ETA {_duration(remaining)}")
 

@@ -319,3 +319,18 @@ def test_a_person_chooses_which_plots_show_and_the_choice_is_kept(qtbot, mlp_eve
     assert again.plots.histograms.isHidden() and not again.plots.loss.isHidden()
     again.plot_actions["histograms"].setChecked(True)
     assert not again.plots.histograms.isHidden()
+
+
+def test_the_eta_counts_from_the_first_steps_not_from_the_press(qtbot, monkeypatch):
+    import ui.window as window_module
+
+    window = window_with(qtbot, "digits_mlp")
+    clock = [100.0]
+    monkeypatch.setattr(window_module.time, "monotonic", lambda: clock[0])
+    window._on_events([{"type": "start", "total_steps": 1000, "first_step": 0, "device": "cpu"}])
+    clock[0] += 30.0  # building the model and the first step's one-off costs
+    steps = {"type": "steps", "epoch": 0, "batches_per_epoch": 100, "loss": [1.0], "accuracy": None}
+    window._on_events([{**steps, "step": [0]}])
+    clock[0] += 10.0  # then 100 steps in 10 s: 900 left take 90 s
+    window._on_events([{**steps, "step": [100]}])
+    assert window.eta.text() == "ETA 1 min 30 s"
