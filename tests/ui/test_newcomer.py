@@ -334,3 +334,15 @@ def test_the_eta_counts_from_the_first_steps_not_from_the_press(qtbot, monkeypat
     clock[0] += 10.0  # then 100 steps in 10 s: 900 left take 90 s
     window._on_events([{**steps, "step": [100]}])
     assert window.eta.text() == "ETA 1 min 30 s"
+
+
+def test_fit_to_view_keeps_the_node_text_readable_on_a_deep_network(qtbot):
+    from PySide6.QtGui import QFontInfo
+
+    from ui.canvas import style
+
+    window = window_with(qtbot, "deep_sigmoid_mlp")
+    window.resize(1366, 768)
+    window.canvas.fit_to_view()
+    body = QFontInfo(style.current().body_font).pixelSize()
+    assert body * window.canvas.transform().m11() >= 9  # pixels on screen (was ~7)
