@@ -27,6 +27,7 @@ from studio.errors import StudioError
 from studio.projectfile import load_project, save_project
 from studio.report import human_count
 from studio.settings import DATA, TRAINING
+from studio.shapes_text import describe
 from studio.training.health import layer_health, node_health
 from studio.training.runs import Run
 from studio.training.setup import pick_device
@@ -83,7 +84,6 @@ class MainWindow(QMainWindow):
         # One measure of the GUI thread's cost paces both draining and drawing.
         self.pacer = Pacer()
         self.training = TrainingController(self, self.pacer)
-        self._progress_started = 0.0
         self._eta_origin: tuple[float, int] | None = None  # (time, step) the rate counts from
         self._total_steps = 0
         self._first_step = 0
@@ -607,7 +607,6 @@ class MainWindow(QMainWindow):
         self.canvas.clear_highlight()
         self.canvas.set_health({})
         base = self.model.path.parent if self.model.path else Path.cwd()
-        self._progress_started = time.monotonic()
         self.training.start(self.model.project, self.runs_root, base)
         _bring_forward(self.plots_dock)
 
@@ -658,7 +657,6 @@ class MainWindow(QMainWindow):
                 self._total_steps = event["total_steps"]
                 self._first_step = event["first_step"]
                 self._train_samples = event.get("train_samples", self._train_samples)
-                self._progress_started = time.monotonic()
                 self._eta_origin = None
                 self.progress.setRange(0, max(1, self._total_steps))
                 self.device_label.setText(f"Device: {event['device']}")
@@ -921,9 +919,8 @@ def example_text(path: Path) -> tuple[str, str]:
 
 
 def shape_text(shape) -> str:
-    """(10,) → "10 values"; (3, 32, 32) → "3×32×32"."""
-    dims = [str(d) for d in (shape or ())]
-    return f"{dims[0]} values" if len(dims) == 1 else "×".join(dims) or "?"
+    """(10,) → "10 values"; (3, 32, 32) → "3×32×32" (studio.shapes_text.describe)."""
+    return f"{shape[0]} values" if shape is not None and len(shape) == 1 else describe(shape)
 
 
 def _duration(seconds: float) -> str:
