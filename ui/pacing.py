@@ -19,13 +19,37 @@ the loss curve.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 
 # Of one core: the GUI thread's work while training runs. On 2 cores a millisecond of GUI
 # work cost training about two (it preempts one of the two threads training runs on, and
 # the other waits for it), so this is well under what the GUI could take.
-SHARE = float(os.environ.get("STUDIO_GUI_SHARE", "0.05"))
+DEFAULT_SHARE = 0.05
+
+
+def _share_from_environment() -> float:
+    """STUDIO_GUI_SHARE, when it is a number in (0, 1]; a bad value is reported once and
+    the default used (a typo must not stop the window from opening)."""
+    text = os.environ.get("STUDIO_GUI_SHARE", "")
+    if not text:
+        return DEFAULT_SHARE
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        print(
+            f"studio: STUDIO_GUI_SHARE={text!r} is not a share of one core between 0 and 1; "
+            f"using {DEFAULT_SHARE}.",
+            file=sys.stderr,
+        )
+        return DEFAULT_SHARE
+    return value
+
+
+SHARE = _share_from_environment()
 FASTEST = 1 / 30  # s between ticks at most this often (a screen needs no more)
 SLOWEST = 1.0  # s: even on a very slow machine the plots move every second
 SMOOTHING = 0.3  # weight of the newest tick in the running cost
@@ -52,7 +76,6 @@ class Pacer:
         self._cpu, self._clock = cpu, clock
         self.cost = 0.0  # s of GUI-thread CPU per tick (running average)
         self.base = 0.0  # the same for ticks that redrew no panel
-        self.used = 0.0  # the share of wall time the GUI thread used (running average)
         self.interval = fastest
         self.panel_cost: dict[object, float] = {}
         self._last: tuple[float, float] | None = None
@@ -68,9 +91,7 @@ class Pacer:
         cpu, now = self._cpu(), self._clock()
         if self._last is not None:
             spent = max(0.0, cpu - self._last[0])
-            wall = max(1e-6, now - self._last[1])
             self.cost += SMOOTHING * (spent - self.cost)
-            self.used += SMOOTHING * (min(1.0, spent / wall) - self.used)
             if self._drawn is None:
                 self.base += SMOOTHING * (spent - self.base)
             else:

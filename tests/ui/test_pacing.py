@@ -134,3 +134,14 @@ def test_a_panel_redraw_moves_only_its_own_step_axis_and_a_zoom_moves_all(qtbot,
     plots.steps.follow()
     plots.grab()
     assert plots.weights.plot.getViewBox().autoRangeEnabled()[0]
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-1", "2"])
+def test_a_bad_share_in_the_environment_is_one_sentence_and_the_default(monkeypatch, capsys, text):
+    from ui import pacing
+
+    monkeypatch.setenv("STUDIO_GUI_SHARE", text)
+    assert pacing._share_from_environment() == pacing.DEFAULT_SHARE
+    assert "STUDIO_GUI_SHARE" in capsys.readouterr().err
+    monkeypatch.setenv("STUDIO_GUI_SHARE", "0.1")
+    assert pacing._share_from_environment() == 0.1
