@@ -46,6 +46,7 @@ def main() -> int:
     path = Path(args.project)
     written = []
     for width, height in SIZES:
+        QSettings().clear()  # each size starts as a first start would, not in the last layout
         window = MainWindow(load_project(path), path)
         window.resize(width, height)
         window.show()

@@ -76,6 +76,10 @@ class ParamForm(QWidget):
             if editor is not None:
                 editor.installEventFilter(_UNDO_FILTER)
 
+    def set_row_visible(self, name: str, visible: bool) -> None:
+        """Hide a field that does not apply (group count without group normalization)."""
+        self.layout().setRowVisible(self.widgets[name], visible)
+
     def _make(self, p: Param) -> QWidget:
         if p.kind == "bool":
             w = QCheckBox()

@@ -176,12 +176,15 @@ class Inspector(QScrollArea):
             norm = ParamForm(NORMALIZATION)
 
             def show_norm(ns, form=norm):
-                form.set_values(
-                    {
-                        p.name: _common([n.normalization[p.name] for n in of_blocks(ns)])
-                        for p in NORMALIZATION
-                    }
-                )
+                values = {
+                    p.name: _common([n.normalization[p.name] for n in of_blocks(ns)])
+                    for p in NORMALIZATION
+                }
+                form.set_values(values)
+                # Only the fields that mean something for the chosen kind (mixed: all).
+                kind = values["kind"]
+                form.set_row_visible("groups", kind in ("group", MIXED))
+                form.set_row_visible("position", kind != "none")
 
             show_norm(nodes)
             setters.append(show_norm)

@@ -33,6 +33,7 @@ from studio.training.runs import Run
 from studio.training.setup import pick_device
 from studio.transfer_edits import TransferEditError, use_run_as_backbone
 from ui.augment_panel import AugmentPanel
+from ui.background import BackgroundJob
 from ui.canvas import GraphCanvas
 from ui.data_preview import DataPreview
 from ui.document import DocumentModel
@@ -326,7 +327,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         status = self.statusBar()
         self.progress = QProgressBar()
-        self.progress.setFixedWidth(280)
+        self.progress.setFixedWidth(230)
         self.progress.setTextVisible(True)
         # Its space is kept while hidden: showing it must not change the status bar's
         # height, which would re-lay out the whole window and repaint every plot (~170 ms
@@ -345,6 +346,8 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel(f"Device: {device}")
         for w in (self.eta, self.progress, self.validity, self.params_label, self.device_label):
             status.addPermanentWidget(w)
+        # A message longer than the space left of the labels is cut; hovering shows it all.
+        status.messageChanged.connect(lambda text: status.setToolTip(text))
 
     def _connect(self) -> None:
         m = self.model
@@ -749,9 +752,12 @@ class MainWindow(QMainWindow):
         self.eta.setText(
             f"{summary['status'].replace('_', ' ')} in {_duration(summary['seconds'])}"
         )
+        # How it ended and how long it took stay in the ETA label; the message says why
+        # and how well, short enough for the bar at 1366 px (the whole of it is its tooltip).
+        count = len(summary.get("findings", []))
         self.statusBar().showMessage(
-            f"Training {summary['status'].replace('_', ' ')}: {summary['reason']}{acc}. "
-            f"{len(summary.get('findings', []))} finding(s).",
+            f"{summary['reason'][:1].upper()}{summary['reason'][1:]}{acc}; "
+            f"{count} finding{'' if count == 1 else 's'}.",
             15000,
         )
         self.runs.refresh()
@@ -849,15 +855,29 @@ class MainWindow(QMainWindow):
             # First start: the plots take ~45% of the height (readable axes at 768 px), the
             # side docks a fixed share of the width; afterwards the saved layout rules.
             self._first_layout = False
-            self.resizeDocks([self.plots_dock], [int(self.height() * 0.45)], Qt.Vertical)
-            self.resizeDocks([self.palette_dock], [max(180, self.width() // 8)], Qt.Horizontal)
-            self.resizeDocks([self.inspector_dock], [max(300, self.width() // 5)], Qt.Horizontal)
+            # After the show is laid out: sized in the show event itself, the docks keep
+            # their size hints (the plots then got their bare minimum, ~320 px).
+            QTimer.singleShot(0, self._first_dock_sizes)
+
+    def _first_dock_sizes(self) -> None:
+        # ~45% of the height, and no less than the plots' readable minimum (the size asked
+        # for covers the dock's title and the Live plots/Runs tab bar too).
+        chrome = self.plots_dock.height() - self.plots.height() + 30
+        wanted = max(
+            int(self.height() * 0.45), self.plots.splitter.minimumSizeHint().height() + chrome
+        )
+        self.resizeDocks([self.plots_dock], [min(wanted, int(self.height() * 0.6))], Qt.Vertical)
+        self.resizeDocks([self.palette_dock], [max(180, self.width() // 8)], Qt.Horizontal)
+        self.resizeDocks([self.inspector_dock], [max(300, self.width() // 5)], Qt.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._confirm_discard():
             event.ignore()
             return
         self.training.stop(wait=True)
+        # A preview still being drawn must not outlive its window (it reads the project).
+        for job in self.findChildren(BackgroundJob):
+            job.wait()
         self._save_settings()
         event.accept()
 

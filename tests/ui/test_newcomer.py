@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QApplication, QLineEdit
+from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit, QWidget
 from test_window import EXAMPLES, window_with
 
 from studio.commands import SetNodeFields, SetSettings
@@ -346,3 +346,74 @@ def test_fit_to_view_keeps_the_node_text_readable_on_a_deep_network(qtbot):
     window.canvas.fit_to_view()
     body = QFontInfo(style.current().body_font).pixelSize()
     assert body * window.canvas.transform().m11() >= 9  # pixels on screen (was ~7)
+
+
+def test_the_inspector_shows_only_the_normalization_fields_that_apply(qtbot):
+    window = window_with(qtbot, "digits_mlp")
+    window.model.select(["hidden1"])
+
+    def shown(name):
+        form_layout = window.inspector.findChild(QComboBox, "kind").parentWidget().layout()
+        return form_layout.isRowVisible(window.inspector.findChild(QWidget, name))
+
+    assert not shown("groups") and not shown("position")  # normalization "none"
+    kind = window.inspector.findChild(QComboBox, "kind")
+    kind.activated.emit(kind.findText("group"))
+    assert window.model.project.network.nodes["hidden1"].normalization["kind"] == "group"
+    qtbot.waitUntil(lambda: shown("groups") and shown("position"), timeout=2000)
+    kind = window.inspector.findChild(QComboBox, "kind")
+    kind.activated.emit(kind.findText("batch"))
+    qtbot.waitUntil(lambda: not shown("groups") and shown("position"), timeout=2000)
+
+
+def test_the_end_of_training_sentence_fits_the_status_bar_at_1366(qtbot):
+    window = window_with(qtbot, "digits_mlp")
+    window.resize(1366, 740)
+    window.eta.setText("ETA 12 min 30 s")
+    window._on_finished(
+        {
+            "status": "completed",
+            "reason": "finished 20 epochs",
+            "seconds": 754.0,
+            "best": {"metrics": {"val_accuracy": 0.9444}},
+            "findings": [{}, {}, {}],
+        }
+    )
+    QApplication.processEvents()
+    bar = window.statusBar()
+    text = bar.currentMessage()
+    assert "94.4%" in text
+    left_of_widgets = min(
+        w.mapTo(bar, w.rect().topLeft()).x()
+        for w in (window.eta, window.progress, window.validity)
+        if w.isVisible() or w.sizePolicy().retainSizeWhenHidden()
+    )
+    assert bar.fontMetrics().horizontalAdvance(text) < left_of_widgets - 8
+    assert bar.toolTip() == text  # the whole sentence, whatever the width
+
+
+def test_auto_layout_wraps_a_deep_network_so_it_fits_whole_and_readable(qtbot):
+    from PySide6.QtGui import QFontInfo
+
+    from studio.layout import auto_layout
+    from ui.canvas import style
+    from ui.window import MainWindow
+
+    path = EXAMPLES / "deep_sigmoid_mlp.json"
+    project = load_project(path)
+    project.view.positions = auto_layout(project.network)  # one column of 23 nodes
+    window = MainWindow(project, path)
+    qtbot.addWidget(window, before_close_func=lambda w: w.model.undo_stack.setClean())
+    window.resize(1920, 1080)
+    window.show()
+    qtbot.waitUntil(lambda: window.canvas.viewport().height() > 450, timeout=3000)
+    window.canvas.auto_layout()
+    xs = {round(p[0]) for p in window.model.project.view.positions.values()}
+    assert len(xs) > 1  # wrapped into columns
+    seen = window.canvas.mapToScene(window.canvas.viewport().rect()).boundingRect()
+    for item in window.canvas._scene.nodes.values():
+        assert seen.contains(item.sceneBoundingRect()), item.node.id
+    body = QFontInfo(style.current().body_font).pixelSize()
+    assert body * window.canvas.transform().m11() >= 9
+    window.model.undo_stack.undo()  # one undo step back to the single column
+    assert len({round(p[0]) for p in window.model.project.view.positions.values()}) == 1

@@ -347,7 +347,7 @@ def test_comparison_overlay_draws_the_other_run_and_can_be_removed(plots, mlp_ev
     assert np.array_equal(x, reference.step.data) and np.allclose(y, reference.loss_smooth.data)
     assert plots.loss.other_loss.opts["pen"].style() == Qt.PenStyle.DashLine
     labels = [label.text for _, label in plots.loss.legend.items]
-    assert "baseline (smoothed)" in labels and "baseline (validation)" in labels
+    assert "baseline" in labels and "baseline (val.)" in labels
     comp = plots.gradients.comparison_lines
     assert comp.count == len(mlp_events[0]["layers"])
     assert all(p.style() == Qt.PenStyle.DashLine for p in comp.item.pens)
@@ -356,7 +356,7 @@ def test_comparison_overlay_draws_the_other_run_and_can_be_removed(plots, mlp_ev
     plots.refresh(force=True)
     assert data(plots.loss.other_loss)[0] is None
     assert comp.count == 0
-    assert "baseline (smoothed)" not in [label.text for _, label in plots.loss.legend.items]
+    assert "baseline" not in [label.text for _, label in plots.loss.legend.items]
 
 
 def test_comparison_from_saved_series_matches_layers_by_name(plots, mlp_events):

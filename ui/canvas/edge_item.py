@@ -26,6 +26,16 @@ def route(
     (`label_at` along the curve, unless the edge goes round obstacles: then beside them)."""
     path = QPainterPath(p0)
     dy = p1.y() - p0.y()
+    if dy <= 0 and abs(p1.x() - p0.x()) >= style.NODE_WIDTH:
+        # Up into the next column of a wrapped network: under the source, up the gap
+        # between the columns, over the target, never across the nodes of either.
+        lane, reach = (p0.x() + p1.x()) / 2, 24.0
+        path.cubicTo(
+            QPointF(p0.x(), p0.y() + reach), QPointF(lane, p0.y() + reach), QPointF(lane, p0.y())
+        )
+        path.lineTo(QPointF(lane, p1.y()))
+        path.cubicTo(QPointF(lane, p1.y() - reach), QPointF(p1.x(), p1.y() - reach), p1)
+        return path, QPointF(lane, (p0.y() + p1.y()) / 2)
     if dy <= 0:
         # Going up (a loop, or nodes placed out of order): swing out below and come in above.
         reach = max(50.0, min(160.0, -dy / 2 + 50))

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsView, QMenu, QMessageBox
 from studio.commands import AddNode, Composite, Connect, Disconnect, MoveNodes, RemoveNodes
 from studio.document import Edge, parse_node
 from studio.errors import ProjectError
-from studio.layout import COLUMN_WIDTH
+from studio.layout import COLUMN_WIDTH, ROW_HEIGHT
 from studio.layout import auto_layout as layout_positions
 from studio.registry import catalog
 from studio.transfer_edits import backbone_template, plain_chain
@@ -105,15 +105,24 @@ class GraphCanvas(QGraphicsView):
                 self._set_zoom(1.0)
             self.centerOn(rect.center())
             return
-        # A deep network would shrink past reading: keep the text legible, show the top (the
-        # Input) and let the person scroll down the stack.
+        # A deep network would shrink past reading: keep the text legible, show the top left
+        # (the Input) and let the person scroll the rest; Auto Layout wraps it to fit.
         self._set_zoom(READABLE_ZOOM)
         visible = self.mapToScene(self.viewport().rect()).boundingRect()
-        self.centerOn(rect.center().x(), rect.top() + visible.height() / 2)
+        x = (
+            rect.center().x()
+            if rect.width() <= visible.width()
+            else rect.left() + visible.width() / 2
+        )
+        self.centerOn(x, rect.top() + visible.height() / 2)
 
     def auto_layout(self) -> None:
         """Lay the network out top to bottom (one undo step) and show it whole."""
-        positions = layout_positions(self.model.project.network)
+        # Wrap a deep network into columns when one column would not fit at a readable size.
+        port = self.viewport().rect()
+        fit_rows = max(1, int(port.height() / READABLE_ZOOM / ROW_HEIGHT))
+        aspect = port.width() / max(1, port.height())
+        positions = layout_positions(self.model.project.network, fit_rows, aspect)
         current = self.model.project.view.positions
         new = {nid: p for nid, p in positions.items() if list(current.get(nid, [None, None])) != p}
         if not new:

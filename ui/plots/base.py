@@ -14,13 +14,16 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from ui.plots import style
 from ui.plots.grid import TickGrid
 from ui.plots.history import RunHistory
 
 AXIS_WIDTH = 58  # px; the same on every stacked plot so their x axes line up
+# A plot shorter than this stacks its y tick labels on top of each other (seen at 90 px).
+MIN_PLOT_HEIGHT = 105
+LEGEND_ROW = 16  # px per row of a legend under a plot
 LINE_BUDGET = 48_000  # lines × columns drawn per per-layer plot redraw
 
 
@@ -176,7 +179,7 @@ class PlotPanel(QWidget):
     ) -> pg.PlotItem:
         axes = {"left": left_axis or (LogAxis("left") if log_y else pg.AxisItem("left"))}
         widget = pg.PlotWidget(axisItems=axes)
-        widget.setMinimumHeight(90)
+        widget.setMinimumHeight(MIN_PLOT_HEIGHT)
         plot = widget.getPlotItem()
         plot.setTitle(title)
         plot.setLabel("left", y_label)
@@ -210,6 +213,17 @@ class PlotPanel(QWidget):
         self.plots.append(plot)
         self.widgets.append(widget)
         return plot
+
+    def legend_below(self, plot: pg.PlotItem, columns: int = 3) -> pg.LegendItem:
+        """A legend in a row under the plot's x axis: never over the data (issue 10). Curves
+        added with a name afterwards join it."""
+        legend = pg.LegendItem(labelTextSize="8pt", colCount=columns, verSpacing=-6, frame=False)
+        legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        plot.layout.addItem(legend, 4, 1, Qt.AlignmentFlag.AlignHCenter)
+        plot.legend = legend
+        widget = next(w for w in self.widgets if w.getPlotItem() is plot)
+        widget.setMinimumHeight(MIN_PLOT_HEIGHT + LEGEND_ROW * 2)
+        return legend
 
     def set_left_width(self, pixels: int) -> None:
         """Left-axis width of every plot here (to line up with plots in other panels)."""

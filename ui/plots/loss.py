@@ -41,20 +41,18 @@ class LossPlot(PlotPanel):
         self.loss_plot = self.add_plot("Loss", "loss", stretch=3)
         self.accuracy_plot = self.add_plot("Accuracy", "accuracy", stretch=2)
         self.link_x()
-        self.legend = self.loss_plot.addLegend(offset=(-6, 6), labelTextSize="8pt", verSpacing=-4)
+        self.legend = self.legend_below(self.loss_plot, columns=2)
         self.train_raw = self.curve(self.loss_plot, name="train")
-        self.train_smooth = self.curve(self.loss_plot, name="train (smoothed)")
+        self.train_smooth = self.curve(self.loss_plot, name="smoothed")
         self.validation = self.curve(self.loss_plot, name="validation", symbol="o", symbolSize=6)
         self.other_loss = self.curve(self.loss_plot)
         self.other_validation = self.curve(self.loss_plot, symbol="o", symbolSize=5)
         self.accuracy_step = self.curve(self.accuracy_plot)
         self.accuracy_train = self.curve(self.accuracy_plot, symbol="o", symbolSize=6)
         self.accuracy_val = self.curve(self.accuracy_plot, symbol="o", symbolSize=6)
-        acc_legend = self.accuracy_plot.addLegend(
-            offset=(-6, -6), labelTextSize="8pt", verSpacing=-4
-        )
-        acc_legend.addItem(self.accuracy_train, "train (epoch)")
-        acc_legend.addItem(self.accuracy_val, "validation (epoch)")
+        acc_legend = self.legend_below(self.accuracy_plot)
+        acc_legend.addItem(self.accuracy_train, "train")
+        acc_legend.addItem(self.accuracy_val, "validation")
         self.marks = Marks([self.loss_plot, self.accuracy_plot], labelled=self.loss_plot)
         self.headroom = StepHeadroom(self.loss_plot)  # its step axis grows in round steps
         self.accuracy_plot.getViewBox().setLimits(yMin=-0.05, yMax=1.05)
@@ -117,9 +115,9 @@ class LossPlot(PlotPanel):
             else tuple(
                 entry
                 for entry, present in (
-                    ((self.other_loss, f"{label} (smoothed)"), other.step.n > 0),
+                    ((self.other_loss, f"{label}"), other.step.n > 0),
                     (
-                        (self.other_validation, f"{label} (validation)"),
+                        (self.other_validation, f"{label} (val.)"),
                         np.isfinite(other.val_loss.data).any(),
                     ),
                 )

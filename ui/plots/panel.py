@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from ui.pacing import Pacer
 from ui.plots import style
@@ -82,7 +82,10 @@ class TrainingPlots(QWidget):
             ((self.loss, self.lr), (3, 1)),
             ((self.gradients, self.weights), (5, 2)),
             ((self.flow,), (1,)),
-            ((self.histograms, self.activations), (1, 1)),
+            # Side by side, not stacked: four plots in one column need a taller dock than
+            # a 1366x768 (or even 1920x1080) window gives them.
+            ((self.histograms,), (1,)),
+            ((self.activations,), (1,)),
         ):
             column = QSplitter(Qt.Orientation.Vertical)
             for panel in stack:
@@ -94,10 +97,17 @@ class TrainingPlots(QWidget):
         for i in range(columns.count()):
             columns.setStretchFactor(i, 1)
         columns.setChildrenCollapsible(False)
+        # Plots keep a readable minimum height; a dock shorter than that scrolls instead of
+        # squashing them into overlapping tick labels (1366x768, issue 10).
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(columns)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(columns)
+        layout.addWidget(scroll)
         self.splitter = columns
+        self.scroll = scroll
 
         for panel in (self.gradients, self.flow, self.weights, self.activations):
             panel.layer_clicked.connect(self._layer_clicked)
