@@ -131,7 +131,7 @@ def test_a_csv_table_trains_on_its_numeric_columns(tmp_path):
 def test_a_bad_csv_cell_is_named_by_row_and_column(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("x,label\n1,0\nabc,1\n")
-    with pytest.raises(DataError, match=r"row 3, column 'x': 'abc' is not a number"):
+    with pytest.raises(DataError, match=r"line 3, column 'x': 'abc' is not a number"):
         prepare_data(settings(source="csv", path=str(path)), (1,), seed=0)
 
 

@@ -61,21 +61,25 @@ class PreparedData:
     sample_shape: tuple[int, ...]
     description: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def is_classification(self) -> bool:
         return bool(self.classes)
 
     def report(self) -> str:
-        parts = [
+        """The first line says what the data is and how it is split; each further line (a
+        note, the skipped files) is one the person must see even when output is quiet."""
+        lines = [
             f"{self.description}. Split: {len(self.train):,} train, {len(self.validation):,} validation, "
-            f"{len(self.test):,} test; samples {describe(self.sample_shape)}."
+            f"{len(self.test):,} test; samples {describe(self.sample_shape)}.",
+            *self.notes,
         ]
         if self.skipped:
             names = "; ".join(f"{Path(f).name} ({why})" for f, why in self.skipped[:5])
             more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
-            parts.append(f"Skipped {len(self.skipped)} unreadable file(s): {names}{more}.")
-        return " ".join(parts)
+            lines.append(f"Skipped {len(self.skipped)} file(s): {names}{more}.")
+        return "\n".join(lines)
 
 
 def prepare_data(
@@ -92,6 +96,7 @@ def prepare_data(
         )
     raw = sources[settings["source"]](SourceRequest(settings, base, tuple(input_shape), progress))
     raw = _keep_classes(raw, settings["classes"])
+    _check_usable(raw, settings["source"])
     train_idx, val_idx, test_idx = split_indices(
         raw.y, settings["validation"], settings["test"], seed, bool(raw.classes)
     )
@@ -106,7 +111,25 @@ def prepare_data(
         tuple(input_shape),
         raw.description,
         raw.skipped,
+        raw.notes,
     )
+
+
+def _check_usable(raw: RawData, source: str) -> None:
+    """What the built-in sources refuse with a file and line, refused for any source
+    (plugins included), by sample number: one class, or a value training cannot use."""
+    if len(raw.classes) == 1:
+        raise DataError(
+            f"The {source} data ({raw.description}) has only one class, '{raw.classes[0]}'; "
+            "classification needs at least two classes."
+        )
+    for name, values in (("sample", raw.x), ("target", raw.y)):
+        if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+            bad = (~torch.isfinite(values)).reshape(len(values), -1).any(1).nonzero()[0, 0]
+            raise DataError(
+                f"The {source} data ({raw.description}) has a NaN or infinite value in {name} "
+                f"{int(bad)} (counting from 0); training needs finite numbers."
+            )
 
 
 def _keep_classes(raw: RawData, keep: list[int]) -> RawData:
@@ -116,6 +139,11 @@ def _keep_classes(raw: RawData, keep: list[int]) -> RawData:
     if missing:
         raise DataError(
             f"Field 'data.classes': class {missing[0]} does not exist; the data has {len(raw.classes)} classes."
+        )
+    if len(set(keep)) == 1:
+        raise DataError(
+            f"Field 'data.classes' keeps only class {keep[0]} ('{raw.classes[keep[0]]}'); "
+            "classification needs at least two classes."
         )
     mask = torch.isin(raw.y, torch.tensor(keep))
     remap = torch.full((len(raw.classes),), -1, dtype=torch.int64)
@@ -127,6 +155,7 @@ def _keep_classes(raw: RawData, keep: list[int]) -> RawData:
         raw.value_range,
         raw.skipped,
         raw.description + f" (classes {', '.join(raw.classes[k] for k in keep)})",
+        raw.notes,
     )
 
 

@@ -4,12 +4,22 @@ Built-in sources register through the `studio.datasets` entry-point group, like 
 Image files are decoded once into memory (uint8 at the target size), in parallel threads,
 so every source then trains through the same fast in-memory batch path; an unreadable
 file is skipped, counted and named in the report instead of stopping the run.
+
+Data that cannot train (a CSV line with the wrong number of cells, a NaN cell, text that
+is not UTF-8, one class only, a device where a file should be) stops the load with one
+sentence naming the file, line and column, before any training step.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
+import math
 import os
+import re
+import stat
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +47,7 @@ class RawData:
     value_range: tuple[float, float] | None  # known pixel range (e.g. 0..255), None: from data
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     description: str = ""
+    notes: list[str] = field(default_factory=list)  # sentences the person should read
 
 
 @dataclass
@@ -106,21 +117,55 @@ def _decode(path: Path, mode: str, hw: tuple[int, int]) -> np.ndarray:
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` cannot be opened as a file, or None; a pipe or device would block or
+    never end, so only regular files are ever read."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a device, pipe or socket)"
+    return None
+
+
+def _too_large(err: Exception) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = f" ({int(found[1]) / 1e6:.3g} megapixels)" if found else ""
+    return f"too large to open safely{size}"
+
+
 def load_images(
     paths: list[Path], request: SourceRequest
 ) -> tuple[torch.Tensor, list[int], list[tuple[str, str]]]:
     """Decode images in parallel; returns the stack, the indices that loaded, and skips."""
+    from PIL import Image
+
     mode, hw = _image_geometry(request)
     workers = request.settings["workers"] or min(8, os.cpu_count() or 1)
 
     def one(path: Path):
         try:
-            return _decode(path, mode, hw), None
+            problem = _not_a_file(path)
+            return (None, problem) if problem else (_decode(path, mode, hw), None)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            return None, _too_large(err)
         except Exception as err:  # any decoder failure: skip the file, name it in the report
+            if isinstance(err, OSError) and err.strerror:
+                return None, f"cannot be read: {err.strerror}"
             return None, f"{type(err).__name__}: {err}".splitlines()[0]
 
     arrays, kept, skipped = [], [], []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # PIL warns about a huge image and decodes it anyway; as an error it lands in the
+    # skipped-files report instead. The filter is process-wide (warnings has no per-thread
+    # filters before Python 3.14), so it is set only while these decoders run.
+    with (
+        warnings.catch_warnings(),
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         for i, (array, problem) in enumerate(pool.map(one, paths)):
             if array is None:
                 skipped.append((str(paths[i]), problem))
@@ -146,30 +191,96 @@ def _resolve(request: SourceRequest, what: str) -> Path:
     return path if path.is_absolute() else request.base / path
 
 
+def _quoted(names: list[str], most: int = 5) -> str:
+    """'a', 'b' and 'c': names for a sentence, the first few of a long list."""
+    quoted = [f"'{n}'" for n in names[:most]]
+    if len(names) > most:
+        quoted.append(f"{len(names) - most} more")
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+
+
+def _class_folders(root: Path) -> list[Path]:
+    try:
+        mode = root.stat().st_mode
+        if not stat.S_ISDIR(mode):
+            raise DataError(
+                f"Image folder '{root}' is not a folder; set data.path to a folder with one "
+                "subfolder per class."
+            )
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        raise DataError(f"Image folder '{root}' does not exist.") from None
+    except OSError as err:
+        raise DataError(f"Cannot read image folder '{root}': {err.strerror or err}.") from None
+    folders = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:  # a link that cannot be followed is no class
+            is_dir = False
+        if is_dir and not entry.name.startswith("."):
+            folders.append(Path(entry.path))
+    return sorted(folders, key=lambda folder: folder.name)
+
+
+def _image_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    """Every file under a class folder with an image's suffix; the rest join `skipped`."""
+    files, others = [], []
+
+    def unreadable(err: OSError) -> None:
+        others.append((err.filename or str(folder), f"folder cannot be read: {err.strerror}"))
+
+    for parent, _, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            if name.startswith("."):
+                continue
+            file = Path(parent) / name
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(file)
+            else:
+                others.append((str(file), "not an image file type"))
+    skipped.extend(sorted(others))
+    return sorted(files)
+
+
 @source("image_folder")
 def image_folder(request: SourceRequest) -> RawData:
     root = _resolve(request, "image folder (one subfolder per class)")
-    if not root.is_dir():
-        raise DataError(f"Image folder '{root}' does not exist.")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
+    folders = _class_folders(root)
+    if not folders:
         raise DataError(
             f"Image folder '{root}' has no class subfolders; put each class's images in its own subfolder."
         )
     paths, labels, skipped = [], [], []
-    for index, name in enumerate(classes):
-        for file in sorted((root / name).rglob("*")):
-            if not file.is_file() or file.name.startswith("."):
-                continue
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
-                skipped.append((str(file), "not an image file type"))
-                continue
-            paths.append(file)
-            labels.append(index)
+    for index, folder in enumerate(folders):
+        files = _image_files(folder, skipped)
+        paths += files
+        labels += [index] * len(files)
     x, kept, bad = load_images(paths, request)
-    if not kept:
-        raise DataError(f"Image folder '{root}' has no readable images.")
-    y = torch.tensor([labels[i] for i in kept], dtype=torch.int64)
+    counts = np.bincount([labels[i] for i in kept], minlength=len(folders))
+    classes = [f.name for f, n in zip(folders, counts) if n]
+    empty = [f.name for f, n in zip(folders, counts) if not n]
+    if not classes:
+        raise DataError(
+            f"Image folder '{root}' has no readable images in its {len(folders)} class subfolder(s)."
+        )
+    if len(classes) == 1:
+        none = f" ({_quoted(empty)} {'has' if len(empty) == 1 else 'have'} none)" if empty else ""
+        raise DataError(
+            f"Image folder '{root}' has images for only one class, '{classes[0]}'{none}; "
+            "classification needs at least two classes, each a subfolder of images."
+        )
+    notes = []
+    if empty:
+        one = len(empty) == 1
+        notes.append(
+            f"{'Class folder' if one else 'Class folders'} {_quoted(empty)} in '{root}' "
+            f"{'holds' if one else 'hold'} no readable images, so "
+            f"{'it is not counted as a class' if one else 'they are not counted as classes'}."
+        )
+    # Class numbers count only the folders that hold images.
+    number = np.cumsum(counts > 0) - 1
+    y = torch.tensor([number[labels[i]] for i in kept], dtype=torch.int64)
     return RawData(
         x,
         y,
@@ -177,20 +288,77 @@ def image_folder(request: SourceRequest) -> RawData:
         (0.0, 255.0),
         skipped + bad,
         description=f"{len(kept):,} images in {len(classes)} classes from {root}",
+        notes=notes,
+    )
+
+
+def _read_text(path: Path, what: str) -> str:
+    """A regular file's text, strictly UTF-8 (a byte-order mark is allowed). A device or
+    pipe is refused before it is opened: it could block, or never end (/dev/zero)."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise DataError(f"{what} '{path}' is a folder; set data.path to the file itself.")
+        if not stat.S_ISREG(mode):
+            raise DataError(
+                f"{what} '{path}' is not a regular file (it is a device, pipe or socket); "
+                "set data.path to a file."
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{what} '{path}' does not exist.") from None
+    except OSError as err:
+        raise DataError(f"Cannot read {what} '{path}': {err.strerror or err}.") from None
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        at = start + err.start
+        line = data.count(b"\n", 0, at) + 1
+        raise DataError(
+            f"{what} '{path}' is not UTF-8 text: line {line} holds the byte 0x{data[at]:02x} "
+            f'(byte {at} of the file); save it as UTF-8 (a spreadsheet\'s "CSV UTF-8").'
+        ) from None
+
+
+def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of each row that is not blank; a quoted cell may span lines,
+    so the number is the line the row starts on."""
+    reader = csv.reader(io.StringIO(_read_text(path, "CSV file"), newline=""))
+    rows, line = [], 1
+    try:
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                rows.append((line, cells))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(f"CSV file '{path}', line {reader.line_num}: {err}.") from None
+    return rows
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite(value: float) -> bool:
+    """A number float32 holds as a finite value (training turns NaN into a diverged loss)."""
+    return math.isfinite(value) and abs(value) <= FLOAT32_MAX
+
+
+def _not_finite(path: Path, line: int, column: str, cell: str) -> DataError:
+    return DataError(
+        f"CSV file '{path}', line {line}, column '{column}': {cell.strip()!r} is not a finite "
+        "number (NaN, infinity or beyond ±3.4e38), which would wreck training; fill it in or "
+        "remove the line."
     )
 
 
 @source("csv")
 def csv_table(request: SourceRequest) -> RawData:
     path = _resolve(request, "CSV file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except OSError as err:
-        raise DataError(f"Cannot read CSV file '{path}': {err.strerror}.") from None
+    rows = _csv_rows(path)
     if len(rows) < 2:
         raise DataError(f"CSV file '{path}' needs a header row and at least one data row.")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
+    header, body = [h.strip() for h in rows[0][1]], rows[1:]
     label = request.settings["label_column"]
     if label not in header:
         raise DataError(
@@ -202,12 +370,19 @@ def csv_table(request: SourceRequest) -> RawData:
         raise DataError(
             f"CSV file '{path}' has no image column '{image_column}' (its columns: {', '.join(header)})."
         )
+    for line, cells in body:
+        if len(cells) != len(header):
+            raise DataError(
+                f"CSV file '{path}', line {line}: expected {len(header)} cells (one per column of "
+                f"the header on line {rows[0][0]}) but found {len(cells)}."
+            )
     label_at = header.index(label)
-    raw_labels = [row[label_at].strip() if label_at < len(row) else "" for row in body]
-    classes, y = _labels(raw_labels, path, label)
+    lines = [line for line, _ in body]
+    raw_labels = [cells[label_at].strip() for _, cells in body]
+    classes, y = _labels(raw_labels, lines, path, label)
     if image_column:
         at = header.index(image_column)
-        paths = [(path.parent / row[at].strip()) for row in body]
+        paths = [(path.parent / cells[at].strip()) for _, cells in body]
         x, kept, skipped = load_images(paths, request)
         return RawData(
             x,
@@ -219,15 +394,17 @@ def csv_table(request: SourceRequest) -> RawData:
         )
     features = [i for i, h in enumerate(header) if i != label_at]
     values = np.empty((len(body), len(features)), dtype=np.float32)
-    for r, row in enumerate(body, start=2):
+    for r, (line, cells) in enumerate(body):
         for c, i in enumerate(features):
             try:
-                values[r - 2, c] = float(row[i])
-            except (ValueError, IndexError):
-                cell = row[i] if i < len(row) else ""
+                value = float(cells[i])
+            except ValueError:
                 raise DataError(
-                    f"CSV file '{path}', row {r}, column '{header[i]}': {cell!r} is not a number."
+                    f"CSV file '{path}', line {line}, column '{header[i]}': {cells[i]!r} is not a number."
                 ) from None
+            if not _finite(value):
+                raise _not_finite(path, line, header[i], cells[i])
+            values[r, c] = value
     return RawData(
         torch.from_numpy(values),
         y,
@@ -237,25 +414,37 @@ def csv_table(request: SourceRequest) -> RawData:
     )
 
 
-def _labels(raw: list[str], path: Path, column: str) -> tuple[list[str], torch.Tensor]:
+def _labels(
+    raw: list[str], lines: list[int], path: Path, column: str
+) -> tuple[list[str], torch.Tensor]:
     if any(v == "" for v in raw):
-        row = raw.index("") + 2
-        raise DataError(f"CSV file '{path}', row {row}: the label column '{column}' is empty.")
+        line = lines[raw.index("")]
+        raise DataError(f"CSV file '{path}', line {line}: the label column '{column}' is empty.")
     try:
         numbers = [float(v) for v in raw]
     except ValueError:
         numbers = None
-    if numbers is not None and not all(n.is_integer() for n in numbers):
-        # Real-valued targets: regression.
-        return [], torch.tensor(numbers, dtype=torch.float32)
     if numbers is not None:
+        for value, number, line in zip(raw, numbers, lines):
+            if not _finite(number):
+                raise _not_finite(path, line, column, value)
+        if not all(n.is_integer() for n in numbers):
+            # Real-valued targets: regression.
+            return [], torch.tensor(numbers, dtype=torch.float32)
         keys = sorted({int(n) for n in numbers})
         names = [str(k) for k in keys]
         index = {k: i for i, k in enumerate(keys)}
-        return names, torch.tensor([index[int(n)] for n in numbers], dtype=torch.int64)
-    names = sorted(set(raw))
-    index = {k: i for i, k in enumerate(names)}
-    return names, torch.tensor([index[v] for v in raw], dtype=torch.int64)
+        y = [index[int(n)] for n in numbers]
+    else:
+        names = sorted(set(raw))
+        index = {k: i for i, k in enumerate(names)}
+        y = [index[v] for v in raw]
+    if len(names) == 1:
+        raise DataError(
+            f"CSV file '{path}': every row's '{column}' is '{names[0]}', so there is only one "
+            "class; classification needs at least two classes."
+        )
+    return names, torch.tensor(y, dtype=torch.int64)
 
 
 def register(registry: dict) -> None:

@@ -8,7 +8,10 @@ from tqdm import tqdm
 
 
 class ProgressPrinter:
-    """A listener that draws a tqdm bar from step events and prints epochs and findings."""
+    """A listener that draws a tqdm bar from step events and prints epochs and findings.
+
+    Quiet, it prints only what the person must not miss: the data report's notes and
+    skipped files (every line of it after the first)."""
 
     def __init__(self, stream=None, quiet: bool = False):
         self.stream = stream or sys.stderr
@@ -32,6 +35,9 @@ class ProgressPrinter:
                 f"{event['data']}\nTraining on {event['device']}: {event['trainable_params']:,} trainable "
                 f"parameters, {event['epochs']} epochs of {event['batches_per_epoch']} steps, loss {event['loss']}."
             )
+            if self.quiet:  # the data report's notes and skipped files are said regardless
+                for line in event["data"].splitlines()[1:]:
+                    print(line, file=self.stream)
         elif kind == "download":  # a backbone's weights, before training starts
             if self.download_bar is None:
                 self.download_bar = tqdm(
