@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import torch
 
 from studio.document import Network
-from studio.errors import Problem, ShapeError
+from studio.errors import Problem, ShapeError, clip
 from studio.initializers import check_initializer, weight_ranks
 from studio.registry import Catalog, LayerType, Shape, catalog
+from studio.shapes_text import describe
 
 
 @dataclass
@@ -235,6 +236,10 @@ class _Analyzer:
         except ShapeError as err:
             self.problem(nid, str(err))
             return
+        except (RuntimeError, ValueError, OverflowError, TypeError) as err:
+            # Torch refusing what no layer rule foresaw, such as more weights than it can count.
+            self.problem(nid, _unbuildable(shapes, err))
+            return
         info.input_shapes = shapes
         info.output_shape = tuple(output)
         info.params = sum(p.numel() for p in block.parameters())
@@ -293,6 +298,14 @@ def _stages(module, trainable: bool) -> list[tuple[str, int, bool]] | None:
         (name, sum(p.numel() for p in stage.parameters()), not trainable or i < module.freeze_point)
         for i, (name, stage) in enumerate(zip(names, module.stage_modules(), strict=True))
     ]
+
+
+def _unbuildable(shapes: list[Shape], err: Exception) -> str:
+    given = f"for inputs of {' and '.join(map(describe, shapes))}" if shapes else "as set"
+    if "overflow" in str(err).lower():
+        return f"it cannot be built {given}: its weights would be more than torch can count; use smaller sizes"
+    reason = clip((str(err).strip().splitlines() or [type(err).__name__])[0], 100)
+    return f"it cannot be built {given} ({reason})"
 
 
 def _meta_block(node, layer: LayerType, shapes: list[Shape], output: Shape):

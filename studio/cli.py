@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from studio import __version__
-from studio.errors import StudioError
+from studio.errors import StudioError, clip
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -40,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if os.environ.get("STUDIO_DEBUG"):
             raise
+        # The last resort: every error a person can cause is a StudioError with its own
+        # sentence; this is for the ones nobody foresaw (tests/test_fuzz_project.py hunts them).
         return fail(
-            f"unexpected {type(err).__name__}: {err} (set STUDIO_DEBUG=1 for details)",
+            f"unexpected {type(err).__name__}: {clip(str(err), 200)} "
+            "(set STUDIO_DEBUG=1 for details)",
             getattr(args, "json", False),
         )
 
@@ -482,9 +485,20 @@ def run_layers(args) -> int:
         print(group)
         for t in types:
             print(f"  {t.name:<14} {t.summary}")
-    for source, error in cat.failed_plugins.items():
-        print(f"  ! plugin {source} failed to load: {error}", file=sys.stderr)
+    report_failed_plugins()
     return EXIT_OK
+
+
+def report_failed_plugins() -> None:
+    """One line on stderr for each plugin that failed to load, of every kind: it was
+    skipped, and the studio works without it."""
+    from studio.data.augmentations import augmentation_catalog
+    from studio.data.datasets import dataset_catalog
+    from studio.registry import catalog
+
+    for cat in (catalog(), augmentation_catalog(), dataset_catalog()):
+        for source, error in cat.failed_plugins.items():
+            print(f"  ! {cat.what} plugin {source} failed to load: {error}", file=sys.stderr)
 
 
 def run_launch(args) -> int:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from typing import Any
 
 from psygnal import Signal
 from torch import nn
 
-from studio.errors import ProjectError
+from studio.errors import ProjectError, clip, kind_of, shown
 from studio.options import ACTIVATION, DROPOUT, fill_initializer, fill_normalization
 from studio.registry import Catalog, catalog
 from studio.schema import fill_params
@@ -224,7 +225,7 @@ class Project:
 
 def _expect(value: Any, kind: type | tuple, where: str, what: str) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise ProjectError(f"{where} must be {what}, got {type(value).__name__}.")
+        raise ProjectError(f"{where} must be {what}, got {kind_of(value)}.")
     return value
 
 
@@ -236,12 +237,12 @@ def _parse_project(raw: Any, cat: Catalog) -> Project:
     unknown = [k for k in raw if k not in _TOP_FIELDS]
     if unknown:
         raise ProjectError(
-            f"The project has an unknown top-level field '{unknown[0]}' (the fields are {', '.join(_TOP_FIELDS)}); "
+            f"The project has an unknown top-level field {shown(unknown[0])} (the fields are {', '.join(_TOP_FIELDS)}); "
             "settings belong under 'training' or 'data'."
         )
     if raw.get("format", "studio-project") != "studio-project":
         raise ProjectError(
-            f"Field 'format' is {raw['format']!r}; a studio project says \"studio-project\"."
+            f"Field 'format' is {shown(raw['format'])}; a studio project says \"studio-project\"."
         )
     if "network" not in raw:
         raise ProjectError(
@@ -250,7 +251,7 @@ def _parse_project(raw: Any, cat: Catalog) -> Project:
     version = raw.get("version")
     if version != FORMAT_VERSION:
         raise ProjectError(
-            f"Field 'version' must be {FORMAT_VERSION} after migration, got {version!r}."
+            f"Field 'version' must be {FORMAT_VERSION} after migration, got {shown(version)}."
         )
     network = _expect(
         raw.get("network"), dict, "Field 'network'", "an object with 'nodes' and 'edges'"
@@ -273,21 +274,23 @@ def _parse_project(raw: Any, cat: Catalog) -> Project:
         _expect(raw_edge, dict, where, "an object with 'source' and 'target'")
         unknown = set(raw_edge) - {"source", "target", "source_port", "target_port"}
         if unknown:
-            raise ProjectError(f"{where} has unknown field '{sorted(unknown)[0]}'.")
+            raise ProjectError(f"{where} has unknown field {shown(sorted(unknown)[0])}.")
         for end in ("source", "target"):
-            if raw_edge.get(end) not in seen:
-                raise ProjectError(
-                    f"{where} has {end} {raw_edge.get(end)!r}, which is not a node id."
-                )
+            value = raw_edge.get(end)
+            # A list or an object is no id (and cannot be looked up: it is unhashable).
+            if not isinstance(value, str) or value not in seen:
+                raise ProjectError(f"{where} has {end} {shown(value)}, which is not a node id.")
+        for port in ("target_port", "source_port"):
+            _expect(raw_edge.get(port, ""), str, f"{where} field '{port}'", "a port name")
         edge = Edge(
             raw_edge["source"],
             raw_edge["target"],
-            str(raw_edge.get("target_port", "in")),
-            str(raw_edge.get("source_port", "out")),
+            raw_edge.get("target_port", "in"),
+            raw_edge.get("source_port", "out"),
         )
         if edge.source_port != "out":
             raise ProjectError(
-                f"{where} has source_port {edge.source_port!r}; layers have one output, 'out'."
+                f"{where} has source_port {shown(edge.source_port)}; layers have one output, 'out'."
             )
         if edge in edges:
             raise ProjectError(f"{where} repeats the connection {edge.source} → {edge.target}.")
@@ -298,14 +301,18 @@ def _parse_project(raw: Any, cat: Catalog) -> Project:
     positions = _expect(view.get("positions", {}), dict, "Field 'view.positions'", "an object")
     for key, value in positions.items():
         ok = isinstance(value, list) and len(value) == 2
+        # NaN, infinity or a 400-digit number is no place on a canvas.
         if not ok or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= 1e9 for v in value
         ):
-            raise ProjectError(f"Field 'view.positions.{key}' must be [x, y], got {value!r}.")
-    name = raw.get("name", "untitled")
+            raise ProjectError(
+                f"Field 'view.positions.{clip(key)}' must be [x, y], got {shown(value)}."
+            )
+    name = _expect(raw.get("name", "untitled"), str, "Field 'name'", "text")
+    description = _expect(raw.get("description", ""), str, "Field 'description'", "text")
     return Project(
-        name=str(name),
-        description=str(raw.get("description", "")),
+        name=name,
+        description=description,
         network=Network(nodes, edges),
         data=fill_section(DATA, raw.get("data", {}), "data"),
         training=fill_section(TRAINING, raw.get("training", {}), "training"),
@@ -331,7 +338,7 @@ def parse_node(raw: Any, cat: Catalog, where: str) -> Node:
     node_id = raw.get("id")
     if not isinstance(node_id, str) or not NODE_ID.match(node_id):
         raise ProjectError(
-            f"Entry {where} has id {node_id!r}; an id is a name of letters, digits and _ "
+            f"Entry {where} has id {shown(node_id)}; an id is a name of letters, digits and _ "
             "that does not start with a digit (e.g. 'conv1')."
         )
     label = f"Node '{node_id}'"
@@ -341,12 +348,12 @@ def parse_node(raw: Any, cat: Catalog, where: str) -> Node:
         )
     unknown = set(raw) - _NODE_FIELDS
     if unknown:
-        raise ProjectError(f"{label} has unknown field '{sorted(unknown)[0]}'.")
+        raise ProjectError(f"{label} has unknown field {shown(sorted(unknown)[0])}.")
     type_name = raw.get("type")
     layer = cat.get(type_name) if isinstance(type_name, str) else None
     if layer is None:
         raise ProjectError(
-            f"{label} has unknown layer type {type_name!r}; known types are {', '.join(cat.names())}."
+            f"{label} has unknown layer type {shown(type_name)}; {_known_types(type_name, cat)}."
         )
     label = f"Node '{node_id}' ({type_name})"
     try:
@@ -377,6 +384,21 @@ def parse_node(raw: Any, cat: Catalog, where: str) -> Node:
     except ValueError as err:
         raise ProjectError(str(err)) from None
     return node
+
+
+def _known_types(type_name: Any, cat: Catalog) -> str:
+    """The closest known type names, or where to find them all (the full list of ~40 would
+    make the sentence run on)."""
+    # A type name is short; matching a 200 KB one would take seconds for nothing.
+    plausible = isinstance(type_name, str) and len(type_name) <= 64
+    close = get_close_matches(type_name, cat.names(), n=3) if plausible else []
+    if close:
+        closest = "type is" if len(close) == 1 else "types are"
+        return (
+            f"the closest known {closest} {', '.join(close)} "
+            f"(`studio layers` lists all {len(cat.names())})"
+        )
+    return f"`studio layers` lists the {len(cat.names())} known types"
 
 
 def _coerce(param, value: Any, label: str) -> Any:

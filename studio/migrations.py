@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from studio.document import FORMAT_VERSION
-from studio.errors import ProjectError
+from studio.errors import ProjectError, shown
 
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
@@ -19,11 +19,11 @@ def migrate(raw: dict, source: str = "The project") -> dict:
     version = raw.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise ProjectError(
-            f"{source} has no valid 'version' field (a whole number); got {version!r}."
+            f"{source} has no valid 'version' field (a whole number); got {shown(version)}."
         )
     if version > FORMAT_VERSION:
         raise ProjectError(
-            f"{source} is format version {version}, made by a newer studio; this one reads up to "
+            f"{source} is format version {shown(version)}, made by a newer studio; this one reads up to "
             f"version {FORMAT_VERSION}."
         )
     while version < FORMAT_VERSION:

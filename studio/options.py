@@ -4,6 +4,7 @@ initializer, normalization, activation and dropout (CONCEPTS §2)."""
 from __future__ import annotations
 
 from studio.blocks import ACTIVATIONS, NORM_POSITIONS, NORMALIZATIONS
+from studio.errors import shown
 from studio.initializers import INITIALIZERS
 from studio.schema import Param, fill_params
 
@@ -45,9 +46,9 @@ def _object(given, where: str, field: str) -> dict:
         return {}
     if not isinstance(given, dict):
         raise ValueError(
-            f'{where}, field \'{field}\': must be an object such as {{"name": "kaiming_normal"}}, got {given!r}.'
+            f'{where}, field \'{field}\': must be an object such as {{"name": "kaiming_normal"}}, got {shown(given)}.'
             if field == "initializer"
-            else f'{where}, field \'{field}\': must be an object such as {{"kind": "batch"}}, got {given!r}.'
+            else f'{where}, field \'{field}\': must be an object such as {{"kind": "batch"}}, got {shown(given)}.'
         )
     return dict(given)
 

@@ -13,7 +13,6 @@ all) travels in context variables that build_model sets.
 
 from __future__ import annotations
 
-import pickle
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -165,18 +164,12 @@ def read_state(path: Path, label: str) -> dict[str, torch.Tensor]:
             raise PretrainedError(
                 f"{name}: weights file '{path}' is not a readable safetensors file ({err})."
             ) from None
+    from studio.weights import WeightsError, load_torch_file
+
     try:
-        # weights_only: a weights file is data; a pickle that would run code is refused.
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise PretrainedError(
-            f"{name}: weights file '{path}' was refused because it holds Python objects that "
-            "would run code when loaded, not only tensors; save just the weights "
-            "(torch.save(model.state_dict(), ...)) or use .safetensors."
-        ) from None
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise PretrainedError(f"{name}: weights file '{path}' cannot be read ({first}).") from None
+        state = load_torch_file(path, f"{name}: weights file")
+    except WeightsError as err:
+        raise PretrainedError(str(err)) from None
     return _unwrap(state, path, name)
 
 

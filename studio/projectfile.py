@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from studio.document import Project
-from studio.errors import ProjectError
+from studio.errors import ProjectError, clip, kind_of, shown
 from studio.migrations import migrate
+
+# A project is a handful of levels deep; far deeper nesting is a damaged file, and would
+# exhaust Python's recursion wherever the data is copied, compared or saved.
+MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_raw(path: str | os.PathLike) -> dict:
@@ -25,17 +32,75 @@ def read_raw(path: str | os.PathLike) -> dict:
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
         raise ProjectError(f"Cannot read project file '{path}': {reason}.") from None
+    source = f"Project file '{path}'"
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:
         raise ProjectError(
-            f"Project file '{path}' is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})."
+            f"{source} is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})."
+        ) from None
+    except RecursionError:
+        raise ProjectError(
+            f"{source} nests lists or objects too deeply to read (a project needs fewer than "
+            f"{MAX_DEPTH} levels)."
+        ) from None
+    except ValueError:
+        # Python parses no integer of more than sys.get_int_max_str_digits() digits.
+        raise ProjectError(
+            f"{source} holds a number of more than {sys.get_int_max_str_digits():,} digits, "
+            "longer than any field takes."
         ) from None
     if not isinstance(raw, dict):
-        raise ProjectError(
-            f"Project file '{path}' must hold a JSON object, not a {type(raw).__name__}."
-        )
+        raise ProjectError(f"{source} must hold a JSON object, not {kind_of(raw)}.")
+    check_plain(raw, source)
     return raw
+
+
+def check_plain(value: Any, source: str, path: str = "") -> None:
+    """Refuse data that would break later, not in a schema's check: nesting deeper than
+    MAX_DEPTH, and text that is not valid Unicode (a lone surrogate such as "\\ud800" from
+    a JSON escape, which can be neither printed nor saved as UTF-8).
+
+    Raises ProjectError naming `source` and the field; walks without recursion, and
+    spells a field's path only for the message.
+    """
+    stack: list[tuple[Any, int, tuple | None]] = [(value, 0, None)]
+    while stack:
+        item, depth, trail = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ProjectError(
+                f"{source}: field '{_dotted(path, trail)}' nests lists or objects more than "
+                f"{MAX_DEPTH} levels deep."
+            )
+        if isinstance(item, str):
+            _check_text(item, path, trail, source)
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                inner = (key, trail)
+                _check_text(key, path, inner, source)
+                stack.append((sub, depth + 1, inner))
+        elif isinstance(item, list):
+            stack.extend((sub, depth + 1, (i, trail)) for i, sub in enumerate(item))
+
+
+def _dotted(path: str, trail: tuple | None) -> str:
+    """'network.nodes[2].name' from a trail of (key, parent trail) links."""
+    keys = []
+    while trail is not None:
+        key, trail = trail
+        keys.append(f"[{key}]" if isinstance(key, int) else f".{clip(str(key), 40)}")
+    return clip((path + "".join(reversed(keys))).lstrip("."), 120)
+
+
+def _check_text(text: str, path: str, trail: tuple | None, source: str) -> None:
+    bad = _SURROGATE.search(text)
+    if bad:
+        where = _dotted(path, trail)
+        field = f"field '{where}'" if where else "the value"
+        raise ProjectError(
+            f"{source}: {field} holds {repr(bad.group())[1:-1]}, a lone surrogate that is not "
+            "valid Unicode text; remove it or write the character it was meant to be."
+        )
 
 
 def load_project(path: str | os.PathLike, overrides: list[str] | None = None) -> Project:
@@ -103,10 +168,14 @@ def _shallow(value: dict | list) -> bool:
 
 
 def parse_value(text: str) -> Any:
-    """`--set` values: JSON when they parse (5, 0.1, true, [1,8,8], "x"), else the plain string."""
+    """`--set` values: JSON when they parse (5, 0.1, true, [1,8,8], "x"), else the plain string.
+
+    Text Python's parser cannot take (a 5,000-digit number, lists nested 1,000 deep) stays
+    text too, so the field's own check refuses it in a sentence.
+    """
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return text
 
 
@@ -117,22 +186,25 @@ def apply_override(raw: dict, item: str) -> None:
     other lists by index.
     """
     if "=" not in item:
-        raise ProjectError(f"--set {item!r} needs the form dotted.path=value.")
+        raise ProjectError(f"--set {shown(item)} needs the form dotted.path=value.")
     path, _, text = item.partition("=")
     keys = [k for k in path.strip().split(".") if k]
     if not keys:
-        raise ProjectError(f"--set {item!r} names no field.")
+        raise ProjectError(f"--set {shown(item)} names no field.")
     target: Any = raw
     for depth, key in enumerate(keys[:-1]):
         target = _step(target, key, ".".join(keys[: depth + 1]), item)
     last = keys[-1]
     value = parse_value(text)
+    check_plain(value, f"--set {shown(item)}", ".".join(keys))
     if isinstance(target, dict):
         target[last] = value
     elif isinstance(target, list):
         target[_index(target, last, path, item)] = value
     else:
-        raise ProjectError(f"--set {item!r}: '{'.'.join(keys[:-1])}' is a value, not a section.")
+        raise ProjectError(
+            f"--set {shown(item)}: '{clip('.'.join(keys[:-1]))}' is a value, not a section."
+        )
 
 
 def _step(target: Any, key: str, so_far: str, item: str) -> Any:
@@ -142,19 +214,23 @@ def _step(target: Any, key: str, so_far: str, item: str) -> Any:
             if so_far.split(".")[0] in ("data", "training") and "." in so_far:
                 target[key] = {}
             else:
-                raise ProjectError(f"--set {item!r}: the project has no field '{so_far}'.")
+                raise ProjectError(
+                    f"--set {shown(item)}: the project has no field '{clip(so_far)}'."
+                )
         return target[key]
     if isinstance(target, list):
         return target[_index(target, key, so_far, item)]
-    raise ProjectError(f"--set {item!r}: '{so_far}' is a value, not a section.")
+    raise ProjectError(f"--set {shown(item)}: '{clip(so_far)}' is a value, not a section.")
 
 
 def _index(items: list, key: str, so_far: str, item: str) -> int:
     for i, entry in enumerate(items):
         if isinstance(entry, dict) and entry.get("id") == key:
             return i
-    if key.lstrip("-").isdigit() and -len(items) <= int(key) < len(items):
+    # ASCII digits only, and few: int() refuses 5,000 digits and reads "²" as no number.
+    if re.fullmatch(r"-?[0-9]{1,9}", key) and -len(items) <= int(key) < len(items):
         return int(key)
     raise ProjectError(
-        f"--set {item!r}: there is no node or entry '{key}' in '{so_far.rsplit('.', 1)[0]}'."
+        f"--set {shown(item)}: there is no node or entry '{clip(key)}' in "
+        f"'{clip(so_far.rsplit('.', 1)[0])}'."
     )

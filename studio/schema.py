@@ -10,6 +10,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.errors import clip, shown
+
+# The most a shape's entry may be: far beyond any real input (2**24 = 16,777,216), yet a
+# 400-digit one is refused here rather than by torch.
+MAX_DIMENSION = 2**24
+
 
 @dataclass(frozen=True)
 class Param:
@@ -52,31 +58,28 @@ class Param:
         return not (self.maximum is not None and value > self.maximum)
 
     def _coerce_int(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise ValueError(f"must be a whole number{self._range_text()}, got {value!r}")
-        if not self._in_range(value):
-            raise ValueError(f"must be a whole number{self._range_text()}, got {value!r}")
+        # float.is_integer is False for NaN and infinity, which int() cannot convert.
+        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
+        if not whole or not self._in_range(value):
+            raise ValueError(f"must be a whole number{self._range_text()}, got {shown(value)}")
         return int(value)
 
     def _coerce_float(self, value: Any) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise ValueError(f"must be a number{self._range_text()}, got {value!r}")
-        if not self._in_range(value):
-            raise ValueError(f"must be a number{self._range_text()}, got {value!r}")
-        return float(value)
+        number = _finite(value)
+        if number is None or not self._in_range(number):
+            raise ValueError(f"must be a number{self._range_text()}, got {shown(value)}")
+        return number
 
     def _coerce_bool(self, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
+            raise ValueError(f"must be true or false, got {shown(value)}")
         return value
 
     def _coerce_choice(self, value: Any) -> str:
         if value not in self.choices:
-            raise ValueError(f"must be one of {', '.join(self.choices)}; got {value!r}")
+            raise ValueError(f"must be one of {', '.join(self.choices)}; got {shown(value)}")
         return value
 
     def _coerce_int_or_choice(self, value: Any) -> int | str:
@@ -87,12 +90,12 @@ class Param:
         except ValueError:
             raise ValueError(
                 f"must be {' or '.join(repr(c) for c in self.choices)} or a whole number"
-                f"{self._range_text()}, got {value!r}"
+                f"{self._range_text()}, got {shown(value)}"
             ) from None
 
     def _coerce_str(self, value: Any) -> str:
         if not isinstance(value, str):
-            raise ValueError(f"must be text, got {value!r}")
+            raise ValueError(f"must be text, got {shown(value)}")
         return value
 
     def _coerce_int_list(self, value: Any) -> list[int]:
@@ -100,19 +103,24 @@ class Param:
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
         )
         if not ok:
-            raise ValueError(f"must be a list of whole numbers (e.g. [0, 1, 2]), got {value!r}")
+            raise ValueError(
+                f"must be a list of whole numbers (e.g. [0, 1, 2]), got {shown(value)}"
+            )
         return list(value)
 
     def _coerce_shape(self, value: Any) -> list[int]:
         ok = (
             isinstance(value, (list, tuple))
             and 1 <= len(value) <= 3
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+            and all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_DIMENSION
+                for v in value
+            )
         )
         if not ok:
             raise ValueError(
-                "must be a list of 1 to 3 positive whole numbers: [features], "
-                f"[steps, features] or [channels, height, width]; got {value!r}"
+                f"must be a list of 1 to 3 whole numbers from 1 to {MAX_DIMENSION:,}: [features], "
+                f"[steps, features] or [channels, height, width]; got {shown(value)}"
             )
         return list(value)
 
@@ -128,6 +136,17 @@ class Param:
         return out
 
 
+def _finite(value: Any) -> float | None:
+    """value as a finite float, or None (text, true/false, NaN, infinity, a 400-digit number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
@@ -141,7 +160,7 @@ def fill_params(params: tuple[Param, ...], given: dict, where: str) -> dict:
     for key in given:
         if key not in known:
             names = ", ".join(known) or "none"
-            raise ValueError(f"{where} has no field '{key}' (its fields: {names}).")
+            raise ValueError(f"{where} has no field '{clip(str(key))}' (its fields: {names}).")
     out = {}
     for p in params:
         value = given.get(p.name, p.default)

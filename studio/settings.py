@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from studio.errors import ProjectError
+from studio.errors import ProjectError, clip, kind_of
 from studio.schema import Param, fill_params
 
 Section = dict[str, "Param | Section"]
@@ -322,13 +322,13 @@ TRAINING: Section = {
 def fill_section(schema: Section, given: Any, where: str) -> dict:
     """Validate a section (recursively) and fill in defaults; ProjectError names the field."""
     if not isinstance(given, dict):
-        raise ProjectError(f"Field '{where}' must be an object, got {type(given).__name__}.")
+        raise ProjectError(f"Field '{where}' must be an object, got {kind_of(given)}.")
     flat = {k: v for k, v in schema.items() if isinstance(v, Param)}
     nested = {k: v for k, v in schema.items() if isinstance(v, dict)}
     unknown = [k for k in given if k not in schema]
     if unknown:
         raise ProjectError(
-            f"Field '{where}.{unknown[0]}' is not a setting (known: {', '.join(schema)})."
+            f"Field '{where}.{clip(str(unknown[0]))}' is not a setting (known: {', '.join(schema)})."
         )
     out: dict = {}
     try:

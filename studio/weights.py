@@ -2,16 +2,61 @@
 
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from studio.errors import StudioError
+from studio.errors import StudioError, clip
 
 
 class WeightsError(StudioError):
     pass
+
+
+def load_torch_file(path: str | Path, what: str = "Weights file") -> Any:
+    """What a torch file holds (tensors, dicts, lists, numbers), read with weights_only=True.
+
+    Every refusal is one WeightsError sentence that starts with `what` and the path: a
+    pickle that would run code is refused as such (never with torch's advice to load it
+    unsafely), a truncated or damaged file is called that.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # A plain pickle (not torch.save's zip) first draws torch's multi-line warning
+            # about its protocol; the refusal below says all a person needs.
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            # weights_only: a weights file is data; a pickle that would run code is refused.
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"{what} '{path}' does not exist.") from None
+    except IsADirectoryError:
+        raise WeightsError(f"{what} '{path}' is a folder, not a file.") from None
+    except OSError as err:
+        raise WeightsError(f"{what} '{path}' cannot be read: {err.strerror or err}.") from None
+    except pickle.UnpicklingError as err:
+        named = re.search(r"GLOBAL (\S+)", str(err))
+        holds = f"Python objects ({clip(named.group(1))})" if named else "Python objects"
+        raise WeightsError(
+            f"{what} '{path}' was refused: it holds {holds}, not only tensors, and loading it "
+            "could run code; save only the weights (torch.save(model.state_dict(), path)) or "
+            "use .safetensors."
+        ) from None
+    except MemoryError:
+        raise
+    except Exception:
+        # Torch reports a cut-off or overwritten file in many ways (RuntimeError from the
+        # zip reader, EOFError, zipfile.BadZipFile, KeyError on a bad magic number…); all
+        # mean the same to a person.
+        raise WeightsError(
+            f"{what} '{path}' is damaged or truncated (not a complete torch file); save or "
+            "copy it again."
+        ) from None
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -27,12 +72,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raise WeightsError(
                 f"Weights file '{path}' is not a readable safetensors file: {err}"
             ) from None
-    try:
-        # weights_only refuses pickles that would run code on load.
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"Weights file '{path}' was refused or is unreadable: {first}") from None
+    state = load_torch_file(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -10,7 +10,6 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
@@ -21,25 +20,23 @@ from studio.shapes_text import describe
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ENTRY_POINT_GROUP = "studio.datasets"
 
 _sources: dict | None = None
 _lock = threading.Lock()
 
 
 def data_sources() -> dict:
-    """Every data source, built-in or from a plugin, by name (from entry points)."""
+    """Every data source's load function, built-in or from a plugin, by name.
+
+    They come from the dataset catalog (studio/data/datasets.py), where a broken plugin is
+    recorded and skipped as a broken layer or augmentation plugin is.
+    """
     global _sources
     with _lock:
         if _sources is None:
-            found: dict = {}
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
-                ep.load()(found)
-            if "digits" not in found:  # a source tree that was never pip-installed
-                from studio.data.sources import register
+            from studio.data.datasets import dataset_catalog
 
-                register(found)
-            _sources = found
+            _sources = {source.name: source.load for source in dataset_catalog()}
         return _sources
 
 
