@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         args = parser.parse_args(["launch", *(argv or [])])
+    _show_notices()
     try:
         return args.run(args)
     except StudioError as err:
@@ -47,6 +48,21 @@ def main(argv: list[str] | None = None) -> int:
             "(set STUDIO_DEBUG=1 for details)",
             getattr(args, "json", False),
         )
+
+
+def _show_notices() -> None:
+    """What the core handled but the person should know (an index rebuilt, an older
+    checkpoint resumed): one line each on stderr, like the errors."""
+    import logging
+
+    from studio.errors import NOTICES
+
+    notices = logging.getLogger(NOTICES)
+    if not notices.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("studio: %(message)s"))
+        notices.addHandler(handler)
+        notices.propagate = False
 
 
 def fail(message: str, as_json: bool) -> int:
@@ -121,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN", help="continue a stopped run (its id, folder, or 'last')"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="train even when the memory estimate says a step will not fit",
+    )
 
     diagnose = project_command(
         "diagnose",
@@ -195,16 +216,45 @@ def run_check(args) -> int:
     project = _load(args)
     with project_folder(Path(args.project).parent):  # relative weight files and runs
         analysis = analyze(project.network)
+    memory = None
+    if analysis.ok:  # limits known before training: does one step fit this machine?
+        from studio.memory import estimate
+        from studio.training.setup import pick_device
+
+        memory = estimate(project, analysis, str(pick_device(project.training["device"])))
+    fits = memory is None or memory.fits
     if args.json:
+        extra = {}
+        if memory is not None:
+            extra["memory"] = {
+                "step_bytes": memory.total,
+                "available_bytes": memory.available,
+                "fits": memory.fits,
+                "biggest_layer": memory.biggest,
+                "message": memory.sentence(),
+            }
         print(
-            json.dumps({"ok": analysis.ok, "project": project.name, **analysis.to_dict()}, indent=2)
+            json.dumps(
+                {
+                    "ok": analysis.ok and fits,
+                    "project": project.name,
+                    **analysis.to_dict(),
+                    **extra,
+                },
+                indent=2,
+            )
         )
     else:
         print(f"{project.name}: {project.description}".rstrip(": "))
         print(layer_table(project.network, analysis))
         for problem in analysis.problems:
             print(f"  ✗ {problem.message}", file=sys.stderr)
-    return EXIT_OK if analysis.ok else EXIT_INVALID
+        if memory is not None:
+            print(
+                f"  {'✓' if fits else '✗'} {memory.sentence()}",
+                file=sys.stdout if fits else sys.stderr,
+            )
+    return EXIT_OK if analysis.ok and fits else EXIT_INVALID
 
 
 def run_export(args) -> int:
@@ -271,6 +321,7 @@ def run_train(args) -> int:
             listeners=[ProgressPrinter(quiet=args.quiet or args.json)],
             resume=resume,
             stop=stop,
+            force=args.force,
         )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -456,12 +507,16 @@ def run_runs(args) -> int:
         f"{'run':<24} {'project':<22} {'status':<13} {'epochs':>6} {'val acc':>8} {'val loss':>9} {'time':>8} findings"
     )
     for r in rows:
+        if r["status"] == "interrupted" and r["resumable"]:
+            r["status"] = "interrupted*"
         acc = f"{r['best_val_accuracy']:.2%}" if r["best_val_accuracy"] is not None else ""
         loss = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else ""
         secs = f"{r['seconds']:.0f}s" if r["seconds"] is not None else ""
         print(
             f"{r['id']:<24} {r['project'][:22]:<22} {r['status']:<13} {r['epochs']:>6} {acc:>8} {loss:>9} {secs:>8} {r['findings']}"
         )
+    if any(r["status"] == "interrupted*" for r in rows):
+        print("* its process died; `studio train --resume RUN` continues it.")
     return EXIT_OK
 
 

@@ -39,10 +39,12 @@ class _Worker(QObject):
         queue: deque,
         stop: threading.Event,
         pause: threading.Event,
+        force: bool = False,
     ):
         super().__init__()
         self.project, self.runs_root, self.base = project, runs_root, base
         self.queue, self.stop, self.pause = queue, stop, pause
+        self.force = force  # train although the memory estimate says it will not fit
 
     @Slot()
     def run(self) -> None:
@@ -59,6 +61,7 @@ class _Worker(QObject):
                 stop=self.stop,
                 pause=self.pause,
                 emit_hz=REFRESH_HZ,
+                force=self.force,
             )
             self.finished.emit(outcome.summary)
         except StudioError as err:
@@ -95,7 +98,7 @@ class TrainingController(QObject):
     def running(self) -> bool:
         return self.thread is not None
 
-    def start(self, project: Project, runs_root: Path, base: Path) -> None:
+    def start(self, project: Project, runs_root: Path, base: Path, force: bool = False) -> None:
         if self.running:
             self.stop(wait=True)
         self.queue.clear()
@@ -105,7 +108,7 @@ class TrainingController(QObject):
         self.thread.setObjectName("studio-training")
         # The worker trains on its own copy: edits made while it runs do not reach it.
         self.worker = _Worker(
-            project.copy(), runs_root, base, self.queue, self.stop_event, self.pause_event
+            project.copy(), runs_root, base, self.queue, self.stop_event, self.pause_event, force
         )
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from studio.document import Project
 from studio.errors import StudioError
+from studio.memory import estimate as estimate_memory
 from studio.projectfile import load_project, save_project
 from studio.report import human_count
 from studio.settings import DATA, TRAINING
@@ -41,6 +42,7 @@ from ui.export_dialog import ExportDialog
 from ui.findings import FindingsPanel
 from ui.inspector import Inspector
 from ui.lr_finder import LRFinderDialog
+from ui.notices import NoticeRelay
 from ui.pacing import Pacer
 from ui.palette import LayerPalette
 from ui.plots import TrainingPlots
@@ -357,6 +359,8 @@ class MainWindow(QMainWindow):
         m.selection_changed.connect(self._selection_changed)
         self.palette_panel.layer_requested.connect(self._append_layer)
         self.canvas.status_message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.notices = NoticeRelay(self)
+        self.notices.said.connect(lambda text: self.statusBar().showMessage(text, 12000))
         self.plots.layer_clicked.connect(lambda name: m.select([self._node_of_layer(name)]))
         self.findings.show_layers.connect(self._show_layers)
         self.findings.find_lr_requested.connect(self.find_learning_rate)
@@ -517,14 +521,26 @@ class MainWindow(QMainWindow):
         self.params_label.setText(
             f"Parameters: {human_count(a.trainable_params)} trainable · {human_count(a.frozen_params)} frozen"
         )
+        self._memory = None
         if a.ok:
-            self.validity.setText("✔ Valid network")
-            self.validity.setStyleSheet("color: #16a34a;")
-            self.validity.setToolTip(f"Output {shape_text(a.output_shape)}")
+            # Limits known before training: does one step fit this machine's memory?
+            self._memory = estimate_memory(self.model.project, a, self._device_choice())
+            fits = self._memory.fits
+            self.validity.setText("✔ Valid network" if fits else "✘ Too big for memory")
+            self.validity.setStyleSheet("color: #16a34a;" if fits else "color: #dc2626;")
+            self.validity.setToolTip(
+                f"Output {shape_text(a.output_shape)}. {self._memory.sentence()}"
+            )
         else:
             self.validity.setText(f"✘ {len(a.problems)} problem(s)")
             self.validity.setStyleSheet("color: #dc2626;")
             self.validity.setToolTip("\n".join(p.message for p in a.problems))
+
+    def _device_choice(self) -> str:
+        try:
+            return str(pick_device(self.model.project.training.get("device", "auto")))
+        except StudioError:
+            return "cpu"
 
     def _selection_changed(self, ids: list[str]) -> None:
         if ids:
@@ -603,6 +619,16 @@ class MainWindow(QMainWindow):
             )
             if answer != QMessageBox.Yes:
                 return
+        force = False
+        if self._memory is not None and not self._memory.fits:
+            answer = QMessageBox.question(
+                self,
+                "The network will not fit in memory",
+                f"{self._memory.sentence()}\n\nTrain anyway?",
+            )
+            if answer != QMessageBox.Yes:
+                return
+            force = True
         self.findings.new_run()
         self.statusBar().clearMessage()  # "Training stopped…" was the last run's news
         self.eta.setText("")
@@ -610,7 +636,7 @@ class MainWindow(QMainWindow):
         self.canvas.clear_highlight()
         self.canvas.set_health({})
         base = self.model.path.parent if self.model.path else Path.cwd()
-        self.training.start(self.model.project, self.runs_root, base)
+        self.training.start(self.model.project, self.runs_root, base, force=force)
         _bring_forward(self.plots_dock)
 
     def find_learning_rate(self) -> None:
@@ -875,6 +901,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.training.stop(wait=True)
+        self.notices.close()
         # A preview still being drawn must not outlive its window (it reads the project).
         for job in self.findChildren(BackgroundJob):
             job.wait()

@@ -13,10 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.analysis import analyze
 from studio.document import Project
+from studio.errors import StudioError
+from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
 from studio.training.diagnosis import Diagnosis, Finding
 from studio.training.engine import FitResult, Trainer
 from studio.training.runs import Run
+from studio.training.setup import pick_device
 
 
 @dataclass
@@ -38,24 +42,38 @@ def train(
     stop: threading.Event | None = None,
     pause: threading.Event | None = None,
     emit_hz: float = 30.0,
+    force: bool = False,
 ) -> TrainingOutcome:
     """Train a project; keeps a run folder under runs_root (None: keep nothing)."""
     listeners = list(listeners)
     state = resume.load_state("last") if resume else None
     if resume is not None:
         project = resume.project()
+    analysis = analyze(project.network)
+    chosen = str(pick_device(device or project.training.get("device", "auto")))
+    if analysis.ok and not force:
+        needs = estimate(project, analysis, chosen)
+        if not needs.fits:  # refused before a byte is allocated for it
+            raise StudioError(needs.sentence())
     trainer_box: list[Trainer] = []
     diagnosis = Diagnosis(project, on_finding=lambda f: trainer_box[0].report_finding(f))
     run = None
-    trainer = Trainer(
-        project,
-        base=base,
-        device=device,
-        listeners=[diagnosis, *listeners],
-        stop=stop,
-        pause=pause,
-        emit_hz=emit_hz,
-    )
+    try:
+        trainer = Trainer(
+            project,
+            base=base,
+            device=device,
+            listeners=[diagnosis, *listeners],
+            stop=stop,
+            pause=pause,
+            emit_hz=emit_hz,
+        )
+    except Exception as err:
+        if is_out_of_memory(err):
+            raise StudioError(
+                out_of_memory_sentence(project, analysis, chosen, run=False)
+            ) from None
+        raise
     trainer_box.append(trainer)
     if runs_root is not None:
         run = Run.create(
@@ -64,7 +82,23 @@ def train(
         trainer.run = run
         series = _SeriesLog()
         trainer.listeners.extend([_RunLog(run), series])
-    result = trainer.fit(resume=state)
+    try:
+        result = trainer.fit(resume=state)
+    except BaseException as err:
+        error = err if isinstance(err, StudioError) else None
+        if is_out_of_memory(err):
+            error = StudioError(out_of_memory_sentence(project, analysis, chosen))
+        if run is not None:
+            run.fail(
+                str(error)
+                if error is not None
+                else "Aborted (Ctrl-C)."
+                if isinstance(err, KeyboardInterrupt)
+                else f"{type(err).__name__}: {err}"
+            )
+        if error is not None and error is not err:
+            raise error from None
+        raise
     if run is not None:
         run.save_weights("last", trainer.model)
     summary = {

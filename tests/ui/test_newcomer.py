@@ -417,3 +417,22 @@ def test_auto_layout_wraps_a_deep_network_so_it_fits_whole_and_readable(qtbot):
     assert body * window.canvas.transform().m11() >= 9
     window.model.undo_stack.undo()  # one undo step back to the single column
     assert len({round(p[0]) for p in window.model.project.view.positions.values()}) == 1
+
+
+def test_a_network_too_big_for_memory_is_said_before_training_and_asked_about(
+    qtbot, monkeypatch
+):
+    import studio.memory
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(studio.memory, "_ram_available", lambda: 100_000)  # 100 KB free
+    window = window_with(qtbot, "digits_mlp")
+    window.model.push(SetSettings(window.model.project, {"training.batch_size": 33}))
+    assert window.validity.text() == "✘ Too big for memory"
+    assert "hidden1" in window.validity.toolTip() and "will not fit" in window.validity.toolTip()
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No
+    )
+    window.train()
+    assert asked and "will not fit" in asked[0] and not window.training.running

@@ -1,0 +1,171 @@
+"""Limits known before training: the memory one training step needs, against the machine.
+
+From the analysis alone (no model is built, so a 3-trillion-parameter layer is caught before
+it is allocated): parameters, their gradients and the optimizer's state, and the activations
+a step keeps for the backward pass at the batch size. Compared with the memory the machine
+can give (RAM, within a cgroup limit; free GPU memory when training there), it tells `check`,
+`train` and the window's status bar whether a step will fit, naming the biggest layer.
+
+It is an estimate ("about"): activations inside a pretrained backbone are counted by its
+output only, and allocator overheads are left out, so it refuses only what clearly cannot fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.analysis import Analysis
+from studio.document import Project
+
+FLOAT_BYTES = 4  # fp32 parameters and activations (mixed precision still keeps fp32 masters)
+OPTIMIZER_COPIES = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 1, "adagrad": 1}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights: int  # bytes: parameters + gradients + optimizer state
+    activations: int  # bytes kept for one step's backward pass
+    batch_size: int
+    biggest: str  # the node holding the most memory (weights or activations)
+    biggest_bytes: int
+    available: int | None  # bytes the machine can give, None when unknown
+    where: str  # "RAM" or "GPU memory"
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.activations
+
+    @property
+    def fits(self) -> bool:
+        return self.available is None or self.total <= self.available
+
+    def sentence(self) -> str:
+        need = f"One training step needs about {human_bytes(self.total)}"
+        parts = (
+            f"({human_bytes(self.weights)} for weights, gradients and optimizer state, "
+            f"{human_bytes(self.activations)} of activations at batch size {self.batch_size:,})"
+        )
+        if self.available is None:
+            return f"{need} {parts}."
+        if self.fits:
+            return f"{need} {parts} of the {human_bytes(self.available)} of {self.where} free."
+        return (
+            f"{need} {parts} but this machine has {human_bytes(self.available)} of "
+            f"{self.where} free: it will not fit. The biggest layer is '{self.biggest}' "
+            f"({human_bytes(self.biggest_bytes)}); make it smaller or lower "
+            "training.batch_size (train --force tries anyway)."
+        )
+
+
+def estimate(project: Project, analysis: Analysis, device: str = "cpu") -> MemoryEstimate:
+    batch = int(project.training["batch_size"])
+    optimizer = str(project.training["optimizer"]["name"]).lower()
+    copies = OPTIMIZER_COPIES.get(optimizer, 2)
+    weights = activations = 0
+    per_node: dict[str, int] = {}
+    for nid in analysis.order:
+        info = analysis.layers.get(nid)
+        if info is None:
+            continue
+        trainable = info.params - info.frozen if info.trainable else 0
+        node_weights = (info.params + trainable * (1 + copies)) * FLOAT_BYTES
+        # What autograd keeps: the layer's output, and as much again for each of its
+        # normalization, activation and dropout (each saves its own input or mask).
+        node = project.network.nodes.get(nid)
+        extras = 0
+        if node is not None:
+            extras += node.normalization.get("kind", "none") != "none"
+            extras += node.activation not in ("none", None)
+            extras += bool(node.dropout)
+        out = math.prod(info.output_shape) if info.output_shape else 0
+        node_acts = out * batch * FLOAT_BYTES * (1 + extras)
+        weights += node_weights
+        activations += node_acts
+        per_node[nid] = node_weights + node_acts
+    biggest = max(per_node, key=per_node.get, default="")
+    available, where = available_memory(device)
+    return MemoryEstimate(
+        weights, activations, batch, biggest, per_node.get(biggest, 0), available, where
+    )
+
+
+def available_memory(device: str = "cpu") -> tuple[int | None, str]:
+    """Bytes free for training on `device`: free GPU memory, or RAM within a cgroup limit."""
+    if device.startswith("cuda"):
+        import torch
+
+        try:
+            free, _ = torch.cuda.mem_get_info(torch.device(device))
+            return int(free), "GPU memory"
+        except (RuntimeError, AssertionError):
+            return None, "GPU memory"
+    return _ram_available(), "RAM"
+
+
+def _ram_available() -> int | None:
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    # A container's limit (CI runners, cgroup v2 then v1) is what the process can really get.
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        try:
+            cap = int(Path(limit).read_text().strip())
+            used = int(Path(usage).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if cap < 1 << 60:  # "max", or v1's "no limit" sentinel, are not limits
+            found.append(max(0, cap - used))
+        break
+    return min(found) if found else None
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """torch's CPU allocator, CUDA, and Python itself each say it differently."""
+    if isinstance(err, MemoryError):
+        return True
+    import torch
+
+    if isinstance(err, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and (
+        "DefaultCPUAllocator" in text
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    )
+
+
+def out_of_memory_sentence(
+    project: Project, analysis: Analysis, device: str = "cpu", run: bool = True
+) -> str:
+    e = estimate(project, analysis, device)
+    where = "GPU memory" if device.startswith("cuda") else "memory"
+    return (
+        f"Training ran out of {where} at batch size {e.batch_size:,} (one step needs about "
+        f"{human_bytes(e.total)}; the biggest layer is '{e.biggest}', "
+        f"{human_bytes(e.biggest_bytes)}): lower training.batch_size or make '{e.biggest}' "
+        "smaller." + (" The run is marked failed; its last checkpoint is kept." if run else "")
+    )
