@@ -221,7 +221,12 @@ def run_check(args) -> int:
         from studio.memory import estimate
         from studio.training.setup import pick_device
 
-        memory = estimate(project, analysis, str(pick_device(project.training["device"])))
+        memory = estimate(
+            project,
+            analysis,
+            str(pick_device(project.training["device"])),
+            Path(args.project).resolve().parent,
+        )
     fits = memory is None or memory.fits
     if args.json:
         extra = {}

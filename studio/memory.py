@@ -13,6 +13,7 @@ output only, and allocator overheads are left out, so it refuses only what clear
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -34,25 +35,34 @@ class MemoryEstimate:
     biggest_bytes: int
     available: int | None  # bytes the machine can give, None when unknown
     where: str  # "RAM" or "GPU memory"
+    data: int = 0  # bytes the whole dataset takes as tensors (the studio holds it in RAM)
 
     @property
     def total(self) -> int:
-        return self.weights + self.activations
+        return self.weights + self.activations + (self.data if self.where == "RAM" else 0)
 
     @property
     def fits(self) -> bool:
         return self.available is None or self.total <= self.available
 
     def sentence(self) -> str:
-        need = f"One training step needs about {human_bytes(self.total)}"
+        need = f"Training needs about {human_bytes(self.total)}"
+        data = f", {human_bytes(self.data)} of data" if self.data and self.where == "RAM" else ""
         parts = (
             f"({human_bytes(self.weights)} for weights, gradients and optimizer state, "
-            f"{human_bytes(self.activations)} of activations at batch size {self.batch_size:,})"
+            f"{human_bytes(self.activations)} of activations at batch size {self.batch_size:,}"
+            f"{data})"
         )
         if self.available is None:
             return f"{need} {parts}."
         if self.fits:
             return f"{need} {parts} of the {human_bytes(self.available)} of {self.where} free."
+        if self.where == "RAM" and self.data > self.weights + self.activations:
+            return (
+                f"{need} {parts} but this machine has {human_bytes(self.available)} of "
+                "RAM free: it will not fit, mostly for the data; use fewer or smaller "
+                "samples (data.image_size, data.classes) (train --force tries anyway)."
+            )
         return (
             f"{need} {parts} but this machine has {human_bytes(self.available)} of "
             f"{self.where} free: it will not fit. The biggest layer is '{self.biggest}' "
@@ -61,7 +71,9 @@ class MemoryEstimate:
         )
 
 
-def estimate(project: Project, analysis: Analysis, device: str = "cpu") -> MemoryEstimate:
+def estimate(
+    project: Project, analysis: Analysis, device: str = "cpu", base: Path | None = None
+) -> MemoryEstimate:
     batch = int(project.training["batch_size"])
     optimizer = str(project.training["optimizer"]["name"]).lower()
     copies = OPTIMIZER_COPIES.get(optimizer, 2)
@@ -89,8 +101,58 @@ def estimate(project: Project, analysis: Analysis, device: str = "cpu") -> Memor
     biggest = max(per_node, key=per_node.get, default="")
     available, where = available_memory(device)
     return MemoryEstimate(
-        weights, activations, batch, biggest, per_node.get(biggest, 0), available, where
+        weights,
+        activations,
+        batch,
+        biggest,
+        per_node.get(biggest, 0),
+        available,
+        where,
+        data_bytes(project, analysis, base),
     )
+
+
+def data_bytes(project: Project, analysis: Analysis, base: Path | None = None) -> int:
+    """The dataset as the studio holds it (float32 tensors of the Input's shape), counted
+    without reading it: samples (files, CSV lines, or the sample's size) x sample size.
+    0 when it cannot be told cheaply (a plugin's source, a path not there)."""
+    info = analysis.layers.get(analysis.input_id or "")
+    if info is None or not info.output_shape:
+        return 0
+    sample = math.prod(info.output_shape) * FLOAT_BYTES
+    source, path = project.data.get("source"), str(project.data.get("path") or "")
+    if source == "digits":
+        return 1797 * sample
+    where = Path(path) if Path(path).is_absolute() or base is None else Path(base) / path
+    try:
+        stamp = where.stat().st_mtime_ns
+    except OSError:
+        return 0
+    return _samples(str(source), str(where), stamp) * sample
+
+
+@functools.lru_cache(maxsize=16)
+def _samples(source: str, where: str, stamp: int) -> int:
+    """Samples in a CSV file (its lines) or an image folder (its image files); cached by
+    the path's modification time, as the window asks again after every edit."""
+    path = Path(where)
+    try:
+        if source == "csv" and path.is_file():
+            with open(path, "rb") as f:
+                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+            return max(0, lines - 1)
+        if source == "image_folder" and path.is_dir():
+            from studio.data.sources import IMAGE_SUFFIXES
+
+            return sum(
+                1
+                for _, _, names in os.walk(path)
+                for name in names
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES
+            )
+    except OSError:
+        pass
+    return 0
 
 
 def available_memory(device: str = "cpu") -> tuple[int | None, str]:

@@ -524,7 +524,8 @@ class MainWindow(QMainWindow):
         self._memory = None
         if a.ok:
             # Limits known before training: does one step fit this machine's memory?
-            self._memory = estimate_memory(self.model.project, a, self._device_choice())
+            base = self.model.path.parent if self.model.path else Path.cwd()
+            self._memory = estimate_memory(self.model.project, a, self._device_choice(), base)
             fits = self._memory.fits
             self.validity.setText("✔ Valid network" if fits else "✘ Too big for memory")
             self.validity.setStyleSheet("color: #16a34a;" if fits else "color: #dc2626;")

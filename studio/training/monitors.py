@@ -152,10 +152,16 @@ class Schedule:
         return step >= self.next_step
 
     def ran(self, step: int, seconds: float, step_seconds: float) -> None:
-        self.cost = seconds if self.cost == 0 else 0.8 * self.cost + 0.2 * seconds
+        first = self.cost == 0
+        # A hiccup of a busy machine (the process descheduled mid-probe) is not the probe's
+        # cost: it would push the next run hundreds of steps away and starve the diagnosis.
+        # A lasting rise still gets through, doubling at most per run.
+        self.cost = seconds if first else 0.8 * self.cost + 0.2 * min(seconds, 2 * self.cost)
         gap = self.every
         if self.budget > 0 and step_seconds > 0:
             gap = max(gap, math.ceil(self.cost / (self.budget * step_seconds)))
+            if first:  # one sample, maybe a warm-up: measure again soon
+                gap = min(gap, 4 * self.every)
         self.next_step = step + gap
 
 

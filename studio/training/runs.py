@@ -418,7 +418,9 @@ class Run:
             # weights_only: a checkpoint is data; anything that would run code is refused.
             state = load_torch_file(path, "The checkpoint")
         except WeightsError as err:
-            raise RunError(str(err)) from None
+            # The advice for a weights file (copy it again) does not fit a checkpoint the
+            # studio wrote itself: the next sentence says what happens instead.
+            raise RunError(str(err).replace("; save or copy it again.", ".")) from None
         if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
             raise RunError(f"The checkpoint '{path}' is incomplete: it lacks the training state.")
         if "model" not in state:  # written before the weights travelled inside the state

@@ -52,7 +52,7 @@ def train(
     analysis = analyze(project.network)
     chosen = str(pick_device(device or project.training.get("device", "auto")))
     if analysis.ok and not force:
-        needs = estimate(project, analysis, chosen)
+        needs = estimate(project, analysis, chosen, base)
         if not needs.fits:  # refused before a byte is allocated for it
             raise StudioError(needs.sentence())
     trainer_box: list[Trainer] = []

@@ -419,11 +419,10 @@ def test_auto_layout_wraps_a_deep_network_so_it_fits_whole_and_readable(qtbot):
     assert len({round(p[0]) for p in window.model.project.view.positions.values()}) == 1
 
 
-def test_a_network_too_big_for_memory_is_said_before_training_and_asked_about(
-    qtbot, monkeypatch
-):
-    import studio.memory
+def test_a_network_too_big_for_memory_is_said_before_training_and_asked_about(qtbot, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
+
+    import studio.memory
 
     monkeypatch.setattr(studio.memory, "_ram_available", lambda: 100_000)  # 100 KB free
     window = window_with(qtbot, "digits_mlp")
