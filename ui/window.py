@@ -361,6 +361,8 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         m = self.model
         m.analysis_changed.connect(self._update_status)
+        # The memory estimate follows the training and data settings too (batch size, path).
+        m.undo_stack.indexChanged.connect(self._update_status)
         m.undo_stack.cleanChanged.connect(self._update_title)
         m.project_replaced.connect(self._project_changed)
         m.selection_changed.connect(self._selection_changed)

@@ -426,7 +426,7 @@ def test_a_network_too_big_for_memory_is_said_before_training_and_asked_about(qt
 
     monkeypatch.setattr(studio.memory, "_ram_available", lambda: 100_000)  # 100 KB free
     window = window_with(qtbot, "digits_mlp")
-    window.model.push(SetSettings(window.model.project, {"training.batch_size": 33}))
+    window.model.push(SetSettings(window.model.project, {"training.batch_size": 500}))
     assert window.validity.text() == "✘ Too big for memory"
     assert "hidden1" in window.validity.toolTip() and "will not fit" in window.validity.toolTip()
     asked = []

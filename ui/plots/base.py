@@ -260,6 +260,7 @@ class PlotPanel(QWidget):
                 axis.setTickFont(style.font(8))
                 label = info.get("y_label" if name == "left" else "x_label", "")
                 axis.setLabel(label, color=pal.muted, **{"font-size": "8pt"})
+                axis.showLabel(bool(label))  # no label, no empty row under the ticks
             grid = info.get("grid_item")
             if grid is not None:
                 grid.setPen(style.pen(pal.foreground, alpha=pal.grid))

@@ -38,8 +38,10 @@ class LossPlot(PlotPanel):
 
     def __init__(self, history: RunHistory | None = None, parent=None):
         super().__init__(history, parent)
-        self.loss_plot = self.add_plot("Loss", "loss", stretch=3)
-        self.accuracy_plot = self.add_plot("Accuracy", "accuracy", stretch=2)
+        # The steps are named once, under the learning rate below (same column, same axis):
+        # here the row goes to the data, which at 768 px has little height to spare.
+        self.loss_plot = self.add_plot("Loss", "loss", stretch=3, x_label="")
+        self.accuracy_plot = self.add_plot("Accuracy", "accuracy", stretch=2, x_label="")
         self.link_x()
         self.legend = self.legend_below(self.loss_plot, columns=2)
         self.train_raw = self.curve(self.loss_plot, name="train")
