@@ -104,6 +104,15 @@ class RunsPanel(QWidget):
                     item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
                     item.setCheckState(Qt.Unchecked)
                     item.setToolTip(row["path"])
+                if c == 1 and row["status"] == "interrupted":
+                    item.setToolTip(
+                        "Its training process died before the run ended"
+                        + (
+                            f"; `studio train --resume {row['id']}` continues it."
+                            if row.get("resumable")
+                            else "."
+                        )
+                    )
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
 
