@@ -178,6 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lr_find.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="What a trained run gets wrong: confusion matrix, per-class scores, calibration, "
+        "the most confidently wrong samples.",
+    )
+    evaluate.add_argument(
+        "target",
+        metavar="RUN|PROJECT",
+        help="a run (id, folder or 'last') or a project file (its newest run)",
+    )
+    evaluate.add_argument("--split", choices=("val", "test"), default="val")
+    evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    evaluate.add_argument(
+        "--out", default="runs", metavar="DIR", help="where run folders are kept (default: ./runs)"
+    )
+    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluate.set_defaults(run=run_evaluate)
+
     runs = sub.add_parser("runs", help="List training runs and their headline numbers.")
     runs.add_argument(
         "--out", default="runs", metavar="DIR", help="where run folders are kept (default: ./runs)"
@@ -498,6 +517,77 @@ def run_lr_find(args) -> int:
     return EXIT_OK
 
 
+def run_evaluate(args) -> int:
+    from studio.evaluation import evaluate_run
+    from studio.training.runs import Run, RunError, list_runs
+    from studio.training.setup import pick_device
+
+    target = Path(args.target)
+    if (
+        target.suffix == ".json"
+        and target.is_file()
+        and not (target.parent / "checkpoints").is_dir()
+    ):
+        name = _load(argparse.Namespace(project=args.target, overrides=[])).name
+        rows = [r for r in list_runs(args.out, name) if r["status"] != "running"]
+        if not rows:
+            raise RunError(
+                f"Project '{name}' has no runs in '{args.out}' to evaluate; train it first."
+            )
+        run = Run.open(args.out, rows[-1]["path"])
+    else:
+        run = Run.open(args.out, args.target)
+    report = evaluate_run(run, args.split, args.checkpoint, str(pick_device(args.device)))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(_evaluation_text(report, run))
+    return EXIT_OK
+
+
+def _evaluation_text(report: dict, run) -> str:
+    lines = [
+        f"{report['project']}, run {report['run']}: {report['samples']:,} {report['split']} "
+        f"samples, {report['checkpoint']} weights."
+    ]
+    if report["task"] == "regression":
+        r = report["residuals"]
+        lines.append(
+            f"Residuals: mean {r['mean']:.4g}, std {r['std']:.4g}, MAE {r['mae']:.4g}, "
+            f"RMSE {r['rmse']:.4g}, max {r['max_abs']:.4g}"
+            + (f", R² {r['r2']:.4f}." if r["r2"] is not None else ".")
+        )
+        return "\n".join(lines)
+    top = f", top-5 {report['top5_accuracy']:.2%}" if "top5_accuracy" in report else ""
+    lines.append(
+        f"Accuracy {report['accuracy']:.2%}{top}; macro F1 {report['macro']['f1']:.3f}, "
+        f"weighted F1 {report['weighted']['f1']:.3f}; calibration error (ECE) "
+        f"{report['calibration']['ece']:.3f}."
+    )
+    lines.append(f"{'class':<14} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
+    for c in report["per_class"]:
+        lines.append(
+            f"{c['class'][:14]:<14} {c['precision']:>9.3f} {c['recall']:>7.3f} {c['f1']:>6.3f} "
+            f"{c['support']:>8}"
+        )
+    matrix = report["confusion_matrix"]
+    width = max(4, *(len(str(v)) + 1 for row in matrix for v in row))
+    lines.append("Confusion matrix (rows: true class, columns: predicted):")
+    lines.append(" " * 14 + "".join(f"{c[: width - 1]:>{width}}" for c in report["classes"]))
+    for name, row in zip(report["classes"], matrix):
+        lines.append(f"{name[:13]:<14}" + "".join(f"{v:>{width}}" for v in row))
+    wrong = report["confidently_wrong"][:5]
+    if wrong:
+        lines.append("Most confidently wrong:")
+        for w in wrong:
+            lines.append(
+                f"  {w['origin']}: {w['true']} taken for {w['predicted']} "
+                f"({w['confidence']:.0%} sure, loss {w['loss']:.2f})"
+            )
+    lines.append(f"Saved in {run.path} (evaluation-{report['split']}.json and PNG pictures).")
+    return "\n".join(lines)
+
+
 def run_runs(args) -> int:
     from studio.training.runs import list_runs
 
@@ -508,17 +598,21 @@ def run_runs(args) -> int:
     if not rows:
         print(f"No runs in '{args.out}' yet; `studio train PROJECT` makes one.")
         return EXIT_OK
+    from studio.evaluation import headline, load
+
     print(
-        f"{'run':<24} {'project':<22} {'status':<13} {'epochs':>6} {'val acc':>8} {'val loss':>9} {'time':>8} findings"
+        f"{'run':<24} {'project':<22} {'status':<13} {'epochs':>6} {'val acc':>8} {'val loss':>9} {'time':>8} findings  evaluation"
     )
     for r in rows:
+        evaluated = load(Path(r["path"]))
+        r["evaluation"] = headline(evaluated) if evaluated else ""
         if r["status"] == "interrupted" and r["resumable"]:
             r["status"] = "interrupted*"
         acc = f"{r['best_val_accuracy']:.2%}" if r["best_val_accuracy"] is not None else ""
         loss = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else ""
         secs = f"{r['seconds']:.0f}s" if r["seconds"] is not None else ""
         print(
-            f"{r['id']:<24} {r['project'][:22]:<22} {r['status']:<13} {r['epochs']:>6} {acc:>8} {loss:>9} {secs:>8} {r['findings']}"
+            f"{r['id']:<24} {r['project'][:22]:<22} {r['status']:<13} {r['epochs']:>6} {acc:>8} {loss:>9} {secs:>8} {r['findings']:<9} {r['evaluation']}".rstrip()
         )
     if any(r["status"] == "interrupted*" for r in rows):
         print("* its process died; `studio train --resume RUN` continues it.")

@@ -45,6 +45,8 @@ class Split:
     x: torch.Tensor
     y: torch.Tensor
 
+    # Each sample's position in the data before splitting (PreparedData.origins names it).
+    index: torch.Tensor | None = None
     def __len__(self) -> int:
         return len(self.y)
 
@@ -60,6 +62,12 @@ class PreparedData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    origins: list[str] = field(default_factory=list)  # per sample before splitting
+
+    def origin(self, split: Split, i: int) -> str:
+        """Where the i-th sample of a split came from (a file, a CSV line, a number)."""
+        at = int(split.index[i]) if split.index is not None else i
+        return self.origins[at] if at < len(self.origins) else f"sample #{at}"
     @property
     def is_classification(self) -> bool:
         return bool(self.classes)
@@ -101,15 +109,20 @@ def prepare_data(
     scale = _scaler(settings["scaling"], x[train_idx], raw.value_range)
     x = _reshape(scale(x), input_shape, settings["source"])
     return PreparedData(
-        Split(x[train_idx], raw.y[train_idx]),
-        Split(x[val_idx], raw.y[val_idx]),
-        Split(x[test_idx], raw.y[test_idx]),
+
+    def part(idx) -> Split:
+        return Split(x[idx], raw.y[idx], torch.as_tensor(idx, dtype=torch.int64))
+
+        part(train_idx),
+        part(val_idx),
+        part(test_idx),
         raw.classes,
         tuple(input_shape),
         raw.description,
         raw.skipped,
         raw.notes,
     )
+        list(raw.origins),
 
 
 def _check_usable(raw: RawData, source: str) -> None:
@@ -154,6 +167,7 @@ def _keep_classes(raw: RawData, keep: list[int]) -> RawData:
         raw.description + f" (classes {', '.join(raw.classes[k] for k in keep)})",
         raw.notes,
     )
+        [o for o, m in zip(raw.origins, mask.tolist()) if m] if raw.origins else [],
 
 
 def split_indices(y: torch.Tensor, validation: float, test: float, seed: int, stratify: bool):
@@ -251,7 +265,7 @@ def on_device(
         free_bytes = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else 0
     if size > free_bytes // 4:
         return data
-    moved = [Split(s.x.to(device), s.y.to(device)) for s in splits]
+    moved = [Split(s.x.to(device), s.y.to(device), s.index) for s in splits]
     return replace(data, train=moved[0], validation=moved[1], test=moved[2])
 
 

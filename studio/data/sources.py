@@ -48,6 +48,9 @@ class RawData:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     description: str = ""
     notes: list[str] = field(default_factory=list)  # sentences the person should read
+    # Where each sample came from, in words a person can find it by: a file path, a CSV
+    # line, a sample number (empty: "sample #i"). Evaluation names the samples it shows.
+    origins: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,7 +89,14 @@ def digits(request: SourceRequest) -> RawData:
         if mode == "RGB":
             x = x.expand(-1, 3, -1, -1)
         description += f", scaled to {h}×{w}" + (" RGB" if mode == "RGB" else "")
-    return RawData(x, y, [str(c) for c in data.target_names], (0.0, 16.0), description=description)
+    return RawData(
+        x,
+        y,
+        [str(c) for c in data.target_names],
+        (0.0, 16.0),
+        description=description,
+        origins=[f"digits sample #{i}" for i in range(len(y))],
+    )
 
 
 def _image_geometry(request: SourceRequest) -> tuple[str, tuple[int, int]]:
@@ -289,6 +299,7 @@ def image_folder(request: SourceRequest) -> RawData:
         skipped + bad,
         description=f"{len(kept):,} images in {len(classes)} classes from {root}",
         notes=notes,
+        origins=[str(paths[i]) for i in kept],
     )
 
 
@@ -391,6 +402,7 @@ def csv_table(request: SourceRequest) -> RawData:
             (0.0, 255.0),
             skipped,
             description=f"{len(kept):,} images listed in {path}",
+            origins=[str(paths[i]) for i in kept],
         )
     features = [i for i, h in enumerate(header) if i != label_at]
     values = np.empty((len(body), len(features)), dtype=np.float32)
@@ -411,6 +423,7 @@ def csv_table(request: SourceRequest) -> RawData:
         classes,
         None,
         description=f"{len(body):,} rows × {len(features)} features from {path}",
+        origins=[f"{path.name}, line {line}" for line, _ in body],
     )
 
 

@@ -107,6 +107,7 @@ def train(
         "device": str(trainer.device),
         "run": run.id if run else None,
         "run_folder": str(run.path) if run else None,
+        "base": str(Path(base).resolve()),  # relative data paths (evaluation reloads them)
         "findings": [f.to_dict() for f in diagnosis.findings],
         "data": trainer.data.report(),
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),

@@ -1,0 +1,242 @@
+"""Evaluate a trained run: what the model gets wrong, and how sure it was.
+
+Predictions of a run's weights (best or last checkpoint) on its validation or test split —
+the same split training used (same data settings, same seed) — and from them, with
+scikit-learn's metrics: the confusion matrix; per-class precision, recall, F1 and support;
+accuracy with macro and weighted averages; top-5 accuracy when there are more than five
+classes; calibration (expected calibration error over ten confidence bins, the bins being
+the reliability diagram); the most confidently wrong samples (highest loss) with where each
+came from (a file, a CSV line, a sample number). For regression: residual statistics.
+
+`evaluate_run` writes it all to the run folder (`evaluation-<split>.json`, and PNG pictures
+of the matrix and the reliability diagram) so `studio runs` and the window can show it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.errors import StudioError
+
+BINS = 10  # confidence bins of the reliability diagram
+WORST = 25  # confidently wrong samples kept
+TOP_K = 5
+
+
+class EvaluationError(StudioError):
+    pass
+
+
+def evaluate_run(run, split: str = "validation", checkpoint: str = "best", device: str = "cpu"):
+    """Evaluate a run's checkpoint on a split; saves and returns the report (a dict)."""
+    from studio.builder import build_model
+    from studio.data.prepare import prepare_data
+    from studio.pretrained import project_folder, without_weights
+    from studio.weights import load_weights
+
+    split = {"val": "validation"}.get(split, split)
+    if split not in ("validation", "test"):
+        raise EvaluationError(f"--split must be 'val' or 'test', not '{split}'.")
+    project = run.project()
+    weights = run.path / "checkpoints" / f"{checkpoint}.safetensors"
+    if not weights.is_file() and checkpoint == "best":
+        weights = run.path / "checkpoints" / "last.safetensors"
+    if not weights.is_file():
+        raise EvaluationError(f"Run '{run.id}' has no '{checkpoint}' weights ({weights}).")
+    folder = _project_base(run)
+    with project_folder(folder), without_weights():
+        model = build_model(project, base=folder)
+    load_weights(model, weights)
+    data = prepare_data(project.data, model.input_shape, project.training["seed"], folder)
+    part = getattr(data, split)
+    if len(part) == 0:
+        raise EvaluationError(
+            f"Run '{run.id}' has no {split} samples: set data.{split} above 0 and train again."
+        )
+    model = model.to(device).eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(part), 256):
+            outputs.append(model(part.x[start : start + 256].to(device)).float().cpu())
+    out = torch.cat(outputs)
+    report = (
+        classification_report(
+            out, part.y, data.classes, [data.origin(part, i) for i in range(len(part))]
+        )
+        if data.is_classification
+        else regression_report(out, part.y)
+    )
+    report.update(
+        {
+            "run": run.id,
+            "project": project.name,
+            "split": split,
+            "checkpoint": weights.stem,
+            "samples": len(part),
+        }
+    )
+    save(report, run.path)
+    return report
+
+
+def _project_base(run) -> Path:
+    """Relative data paths are the project's: the folder the project file was trained from,
+    recorded in the summary, else the working directory."""
+    try:
+        summary = json.loads((run.path / "summary.json").read_text(encoding="utf-8"))
+        if summary.get("base"):
+            return Path(summary["base"])
+    except (OSError, ValueError):
+        pass
+    return Path.cwd()
+
+
+def classification_report(
+    logits: torch.Tensor, y: torch.Tensor, classes: list[str], origins: list[str]
+) -> dict:
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    if logits.shape[1] == 1:  # one output unit: a binary head (sigmoid)
+        p1 = torch.sigmoid(logits[:, 0])
+        probs = torch.stack([1 - p1, p1], 1)
+    else:
+        probs = torch.softmax(logits, 1)
+    probs_np = probs.numpy().astype(np.float64)
+    truth = y.numpy().astype(int)
+    predicted = probs_np.argmax(1)
+    confidence = probs_np.max(1)
+    labels = list(range(len(classes)))
+    matrix = confusion_matrix(truth, predicted, labels=labels)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=labels, zero_division=0
+    )
+    weights = support / max(1, support.sum())
+    loss = -np.log(np.clip(probs_np[np.arange(len(truth)), truth], 1e-12, 1.0))
+    wrong = np.flatnonzero(predicted != truth)
+    worst = wrong[np.argsort(-loss[wrong], kind="stable")][:WORST]
+    report = {
+        "task": "classification",
+        "classes": list(classes),
+        "accuracy": float((predicted == truth).mean()),
+        "confusion_matrix": matrix.tolist(),
+        "per_class": [
+            {
+                "class": classes[i],
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i in labels
+        ],
+        "macro": {
+            "precision": float(precision.mean()),
+            "recall": float(recall.mean()),
+            "f1": float(f1.mean()),
+        },
+        "weighted": {
+            "precision": float((precision * weights).sum()),
+            "recall": float((recall * weights).sum()),
+            "f1": float((f1 * weights).sum()),
+        },
+        "mean_loss": float(loss.mean()),
+        "calibration": calibration(confidence, predicted == truth),
+        "confidently_wrong": [
+            {
+                "sample": int(i),
+                "origin": origins[i] if i < len(origins) else f"sample #{i}",
+                "true": classes[truth[i]],
+                "predicted": classes[predicted[i]],
+                "confidence": float(confidence[i]),
+                "loss": float(loss[i]),
+            }
+            for i in worst
+        ],
+    }
+    if len(classes) > TOP_K:
+        top = np.argsort(-probs_np, 1)[:, :TOP_K]
+        report[f"top{TOP_K}_accuracy"] = float((top == truth[:, None]).any(1).mean())
+    return report
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray) -> dict:
+    """Expected calibration error over equal-width confidence bins, and the bins (the
+    reliability diagram: how often the model was right at each confidence)."""
+    edges = np.linspace(0.0, 1.0, BINS + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, BINS - 1)
+    bins, ece = [], 0.0
+    for b in range(BINS):
+        inside = which == b
+        count = int(inside.sum())
+        if count:
+            acc, conf = float(correct[inside].mean()), float(confidence[inside].mean())
+            ece += count / len(confidence) * abs(acc - conf)
+        else:
+            acc = conf = None
+        bins.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": count,
+                "accuracy": acc,
+                "confidence": conf,
+            }
+        )
+    return {"ece": float(ece), "bins": bins}
+
+
+def regression_report(out: torch.Tensor, y: torch.Tensor) -> dict:
+    predicted = out.reshape(len(y), -1).squeeze(1).numpy().astype(np.float64)
+    truth = y.numpy().astype(np.float64).reshape(predicted.shape)
+    residual = predicted - truth
+    worst = np.argsort(-np.abs(residual).reshape(len(residual), -1).max(1))[:WORST]
+    total = float(((truth - truth.mean()) ** 2).sum())
+    return {
+        "task": "regression",
+        "residuals": {
+            "mean": float(residual.mean()),
+            "std": float(residual.std()),
+            "mae": float(np.abs(residual).mean()),
+            "rmse": float(math.sqrt((residual**2).mean())),
+            "max_abs": float(np.abs(residual).max()),
+            "r2": float(1 - (residual**2).sum() / total) if total > 0 else None,
+        },
+        "largest_errors": [
+            {"sample": int(i), "residual": float(np.abs(residual[i]).max())} for i in worst
+        ],
+    }
+
+
+def headline(report: dict) -> str:
+    """One phrase for `studio runs`."""
+    if report.get("task") == "classification":
+        return f"{report['split'][:3]} acc {report['accuracy']:.1%}, F1 {report['macro']['f1']:.3f}"
+    return f"{report['split'][:3]} RMSE {report['residuals']['rmse']:.3g}"
+
+
+def save(report: dict, folder: Path) -> None:
+    split = report["split"]
+    tmp = folder / f"evaluation-{split}.tmp"
+    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    tmp.replace(folder / f"evaluation-{split}.json")
+    if report.get("task") == "classification":
+        from studio.evaluation_pictures import confusion_png, reliability_png
+
+        confusion_png(report, folder / f"confusion-{split}.png")
+        reliability_png(report, folder / f"reliability-{split}.png")
+
+
+def load(folder: Path) -> dict | None:
+    """The newest evaluation saved in a run folder (validation first), if any."""
+    for split in ("validation", "test"):
+        path = Path(folder) / f"evaluation-{split}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return None
