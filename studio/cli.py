@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs", metavar="DIR", help="where run folders are kept (default: ./runs)"
     )
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    evaluate.add_argument(
+        "--saliency",
+        type=int,
+        metavar="SAMPLE",
+        help="also picture what the model looked at for this sample of the split (its number "
+        "in the report)",
+    )
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -552,10 +559,30 @@ def _evaluation_text(report: dict, run) -> str:
     ]
     if report["task"] == "regression":
         r = report["residuals"]
+    if args.saliency is not None:
+        from studio.evaluation import saliency_picture
+
+        path, method, label, origin = saliency_picture(
+            run, args.saliency, args.split, args.checkpoint
+        )
+        report["saliency"] = {
+            "sample": args.saliency,
+            "origin": origin,
+            "method": method,
+            "explains": label,
+            "picture": str(path),
+        }
         lines.append(
             f"Residuals: mean {r['mean']:.4g}, std {r['std']:.4g}, MAE {r['mae']:.4g}, "
             f"RMSE {r['rmse']:.4g}, max {r['max_abs']:.4g}"
             + (f", R² {r['r2']:.4f}." if r["r2"] is not None else ".")
+    if "saliency" in report:
+        sal = report["saliency"]
+        name = "Grad-CAM" if sal["method"] == "grad_cam" else "integrated gradients"
+        print(
+            f"Saliency of sample {sal['sample']} ({sal['origin']}) for class {sal['explains']}"
+            f" by {name}: {sal['picture']}"
+        )
         )
         return "\n".join(lines)
     top = f", top-5 {report['top5_accuracy']:.2%}" if "top5_accuracy" in report else ""

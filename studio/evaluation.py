@@ -32,8 +32,9 @@ class EvaluationError(StudioError):
     pass
 
 
-def evaluate_run(run, split: str = "validation", checkpoint: str = "best", device: str = "cpu"):
-    """Evaluate a run's checkpoint on a split; saves and returns the report (a dict)."""
+def load_for_evaluation(run, split: str = "validation", checkpoint: str = "best"):
+    """(model with the run's weights, prepared data, the split, the weights file): the very
+    split training used (same data settings, same seed)."""
     from studio.builder import build_model
     from studio.data.prepare import prepare_data
     from studio.pretrained import project_folder, without_weights
@@ -58,6 +59,14 @@ def evaluate_run(run, split: str = "validation", checkpoint: str = "best", devic
         raise EvaluationError(
             f"Run '{run.id}' has no {split} samples: set data.{split} above 0 and train again."
         )
+    return model, data, part, weights
+
+
+def evaluate_run(run, split: str = "validation", checkpoint: str = "best", device: str = "cpu"):
+    """Evaluate a run's checkpoint on a split; saves and returns the report (a dict)."""
+    model, data, part, weights = load_for_evaluation(run, split, checkpoint)
+    split = {"val": "validation"}.get(split, split)
+    project = run.project()
     model = model.to(device).eval()
     outputs = []
     with torch.no_grad():
@@ -82,6 +91,25 @@ def evaluate_run(run, split: str = "validation", checkpoint: str = "best", devic
     )
     save(report, run.path)
     return report
+
+
+def saliency_picture(run, index: int, split: str = "validation", checkpoint: str = "best"):
+    """The saliency of one sample of a split, as a PNG in the run folder: (path, method,
+    the class it explains, where the sample came from)."""
+    from studio.evaluation_pictures import saliency_png
+    from studio.saliency import saliency
+
+    model, data, part, _ = load_for_evaluation(run, split, checkpoint)
+    if not 0 <= index < len(part):
+        raise EvaluationError(
+            f"--saliency {index}: the {split} split has samples 0 to {len(part) - 1}."
+        )
+    heat, method, target = saliency(model, part.x[index])
+    split = {"val": "validation"}.get(split, split)
+    path = run.path / f"saliency-{split}-{index}.png"
+    saliency_png(part.x[index].numpy(), heat, path)
+    label = data.classes[target] if data.classes else str(target)
+    return path, method, label, data.origin(part, index)
 
 
 def _project_base(run) -> Path:

@@ -64,3 +64,25 @@ def reliability_png(report: dict, path: Path) -> None:
     draw.text((left, top + side + 6), "confidence 0 … 1", fill="black")
     draw.text((4, top), "accuracy", fill="black")
     image.save(path)
+
+
+def saliency_png(sample, heat, path: Path, scale: int = 16) -> None:
+    """The sample (grey; its mean over channels) with the map over it in red, side by side."""
+    import numpy as np
+
+    if sample.ndim == 3:
+        sample = sample.mean(0)
+    if sample.ndim != 2:  # a vector: one row
+        sample, heat = sample.reshape(1, -1), heat.reshape(1, -1)
+    lo, hi = float(sample.min()), float(sample.max())
+    grey = ((sample - lo) / (hi - lo or 1) * 255).astype(np.uint8)
+    red = heat / (heat.max() or 1)
+    base = np.stack([grey] * 3, -1).astype(np.float64)
+    over = base * (1 - 0.6 * red[..., None]) + np.array([255, 0, 0]) * 0.6 * red[..., None]
+    h, w = grey.shape
+    left = Image.fromarray(base.astype(np.uint8)).resize((w * scale, h * scale), Image.NEAREST)
+    right = Image.fromarray(over.astype(np.uint8)).resize((w * scale, h * scale), Image.NEAREST)
+    image = Image.new("RGB", (2 * w * scale + 10, h * scale), "white")
+    image.paste(left, (0, 0))
+    image.paste(right, (w * scale + 10, 0))
+    image.save(path)

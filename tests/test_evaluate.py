@@ -108,3 +108,18 @@ def test_regression_reports_its_residuals():
     assert report["residuals"]["max_abs"] == pytest.approx(2.0)
     assert report["residuals"]["rmse"] == pytest.approx((4 / 3) ** 0.5)
     assert report["largest_errors"][0]["sample"] == 2
+
+
+def test_the_saliency_of_a_sample_is_pictured_in_the_run_folder(trained, capsys):
+    runs, outcome = trained
+    assert main(["evaluate", outcome.run.id, "--out", str(runs), "--saliency", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    sal = report["saliency"]
+    assert sal["method"] == "integrated_gradients"  # an MLP: no convolution to look into
+    assert sal["origin"].startswith("digits sample #")
+    from PIL import Image
+
+    assert Image.open(sal["picture"]).size[0] > 0
+    assert main(["evaluate", outcome.run.id, "--out", str(runs), "--saliency", "100000"]) != 0
+    err = capsys.readouterr().err
+    assert "--saliency 100000" in err and "unexpected" not in err
