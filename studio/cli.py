@@ -236,6 +236,7 @@ def _load(args):
 
 def run_check(args) -> int:
     from studio.analysis import analyze
+    from studio.data.balance import read_labels
     from studio.pretrained import project_folder
     from studio.report import layer_table
 
@@ -254,8 +255,17 @@ def run_check(args) -> int:
             Path(args.project).resolve().parent,
         )
     fits = memory is None or memory.fits
+    balance = read_labels(project.data, Path(args.project).resolve().parent)
+    suggestion = balance.suggestion(project.training) if balance is not None else None
     if args.json:
         extra = {}
+        if balance is not None:
+            extra["classes"] = {
+                "names": list(balance.names),
+                "counts": list(balance.counts),
+                "imbalance_ratio": balance.ratio if balance.ratio != float("inf") else None,
+                "suggestion": suggestion,
+            }
         if memory is not None:
             extra["memory"] = {
                 "step_bytes": memory.total,
@@ -285,6 +295,10 @@ def run_check(args) -> int:
                 f"  {'✓' if fits else '✗'} {memory.sentence()}",
                 file=sys.stdout if fits else sys.stderr,
             )
+        if balance is not None:
+            print(f"  {balance.summary()}")
+        if suggestion:
+            print(f"  ⚠ {suggestion}")
     return EXIT_OK if analysis.ok and fits else EXIT_INVALID
 
 

@@ -173,6 +173,15 @@ def classification_report(
             "f1": float((f1 * weights).sum()),
         },
         "mean_loss": float(loss.mean()),
+        # Every sample's true class, predicted class and confidence: what a confusion
+        # matrix cell holds (the window opens a cell's samples from these).
+        "predictions": [
+            [int(t), int(p), round(float(c), 4)] for t, p, c in zip(truth, predicted, confidence)
+        ],
+        "top_predictions": [
+            [[int(k), round(float(probs_np[i, k]), 4)] for k in np.argsort(-probs_np[i])[:3]]
+            for i in range(len(truth))
+        ],
         "calibration": calibration(confidence, predicted == truth),
         "confidently_wrong": [
             {

@@ -134,6 +134,27 @@ TRAINING: Section = {
         "auto follows the Output head's task.",
         choices=("auto", "cross_entropy", "binary_cross_entropy", "mse"),
     ),
+    "class_weights": Param(
+        "class_weights",
+        "choice",
+        "none",
+        "For classes with very different numbers of samples. auto weights each sample's loss "
+        "by how rare its class is in the training split (a class with 8× fewer samples "
+        "counts 8× more; on average a sample still counts 1), so the big classes cannot "
+        "drown out the small ones. The loss shown, validation included, is then the "
+        "weighted one. none: every sample counts the same.",
+        choices=("none", "auto"),
+    ),
+    "sampling": Param(
+        "sampling",
+        "choice",
+        "shuffle",
+        "How each epoch picks its training samples. shuffle: every sample once, in random "
+        "order. balanced: every class equally often, drawing samples of small classes "
+        "several times and skipping some of big ones (an epoch keeps its length; "
+        "data.shuffle is not used).",
+        choices=("shuffle", "balanced"),
+    ),
     "optimizer": {
         "name": Param(
             "name",

@@ -1,4 +1,5 @@
-"""A preview of the project's data: a few samples per class, loaded off the GUI thread.
+"""A preview of the project's data: a few samples per class and how many samples each
+class has (with a suggestion when they are imbalanced), loaded off the GUI thread.
 
 Loading decodes images and runs tensor ops, so it happens in a short-lived thread (its
 OpenMP team ends with it) and only numpy arrays come back to the GUI.
@@ -22,7 +23,9 @@ CELL = 44
 
 
 def sample_grid(settings: dict, input_shape: tuple, seed: int, base) -> dict:
-    """A few training samples per class as uint8 images, plus the data report."""
+    """A few training samples per class as uint8 images, the data report, and the
+    training split's samples per class (None for real-valued targets)."""
+    from studio.data.balance import ClassBalance
     from studio.data.prepare import prepare_data
 
     data = prepare_data({**settings, "scaling": "unit"}, input_shape, seed, base)
@@ -31,7 +34,12 @@ def sample_grid(settings: dict, input_shape: tuple, seed: int, base) -> dict:
     for index, name in enumerate(data.classes[:MAX_CLASSES]):
         chosen = x[y == index][:PER_CLASS]
         samples.append((name, [_as_image(s) for s in chosen]))
-    return {"report": data.report(), "samples": samples, "image": x.ndim == 4}
+    balance = (
+        ClassBalance.of(data.train.y, data.classes, "the training split")
+        if data.is_classification
+        else None
+    )
+    return {"report": data.report(), "samples": samples, "image": x.ndim == 4, "balance": balance}
 
 
 def _as_image(sample: np.ndarray) -> np.ndarray:
@@ -55,15 +63,28 @@ class DataPreview(QGroupBox):
         self.button.clicked.connect(self.load)
         self.report = QLabel("A few training samples per class, as the network will see them.")
         self.report.setWordWrap(True)
+        # Samples per class; the suggestion follows the training settings as they change.
+        self.balance = QLabel()
+        self.balance.setWordWrap(True)
+        self.balance.hide()
+        self.balance_advice = QLabel()
+        self.balance_advice.setWordWrap(True)
+        self.balance_advice.setStyleSheet("color: #b45309;")
+        self.balance_advice.hide()
+        self.class_balance = None
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
         self.grid.setSpacing(2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.button)
         layout.addWidget(self.report)
+        layout.addWidget(self.balance)
+        layout.addWidget(self.balance_advice)
         layout.addWidget(self.grid_host)
         self._job = BackgroundJob("studio-data-preview", self)
         self._job.done.connect(self._show)
+        model.settings_changed.connect(self._show_balance)
+        model.project_replaced.connect(self._forget_balance)
 
     def load(self) -> None:
         analysis = self.model.analysis
@@ -92,8 +113,11 @@ class DataPreview(QGroupBox):
                 item.widget().deleteLater()
         if "error" in result:
             self.report.setText(result["error"])
+            self._forget_balance()
             return
         self.report.setText(result["report"])
+        self.class_balance = result["balance"]
+        self._show_balance()
         for row, (name, images) in enumerate(result["samples"]):
             label = QLabel(name)
             label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
@@ -103,6 +127,22 @@ class DataPreview(QGroupBox):
                 tile.setPixmap(_pixmap(array))
                 self.grid.addWidget(tile, row, col)
         self.samples = result["samples"]
+
+    def _show_balance(self, *_) -> None:
+        balance = self.class_balance
+        if balance is None:
+            self._forget_balance()
+            return
+        self.balance.setText(balance.summary())
+        self.balance.show()
+        suggestion = balance.suggestion(self.model.project.training)
+        self.balance_advice.setText(f"⚠ {suggestion}" if suggestion else "")
+        self.balance_advice.setVisible(bool(suggestion))
+
+    def _forget_balance(self, *_) -> None:
+        self.class_balance = None
+        self.balance.hide()
+        self.balance_advice.hide()
 
 
 def _pixmap(array: np.ndarray) -> QPixmap:

@@ -40,6 +40,7 @@ class RunsPanel(QWidget):
     compare_requested = Signal(list)  # [Run, ...]
     use_as_backbone = Signal(object)  # the run's folder (Path): reuse its model, minus its head
     export_requested = Signal(object)  # the run's folder (Path)
+    evaluate_requested = Signal(object)  # the Run
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -132,6 +133,10 @@ class RunsPanel(QWidget):
         """What right-clicking a run offers."""
         menu = QMenu(self)
         path = Path(self.rows[row]["path"])
+        menu.addAction(
+            "Evaluate",
+            lambda: self.evaluate_requested.emit(Run(self.root, path, self.rows[row]["id"])),
+        )
         menu.addAction("Open folder", lambda: _open_folder(path))
         menu.addAction("Rename…", lambda: self.rename(row))
         menu.addAction("Export…", lambda: self.export_requested.emit(path))

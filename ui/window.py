@@ -38,6 +38,7 @@ from ui.background import BackgroundJob
 from ui.canvas import GraphCanvas
 from ui.data_preview import DataPreview
 from ui.document import DocumentModel
+from ui.evaluation_panel import EvaluationPanel
 from ui.export_dialog import ExportDialog
 from ui.findings import FindingsPanel
 from ui.inspector import Inspector
@@ -110,6 +111,7 @@ class MainWindow(QMainWindow):
         self.plots = TrainingPlots(pacer=self.pacer)
         self.findings = FindingsPanel(self.model)
         self.runs = RunsPanel()
+        self.evaluation = EvaluationPanel()
         self._build_docks()
         self._build_actions()
         self._build_status_bar()
@@ -159,7 +161,11 @@ class MainWindow(QMainWindow):
         self.inspector_dock.raise_()
         self.plots_dock = self._dock("Live plots", self.plots, Qt.BottomDockWidgetArea, "plots")
         self.runs_dock = self._dock("Runs", self.runs, Qt.BottomDockWidgetArea, "runs")
+        self.evaluation_dock = self._dock(
+            "Evaluation", self.evaluation, Qt.BottomDockWidgetArea, "evaluation"
+        )
         self.tabifyDockWidget(self.plots_dock, self.runs_dock)
+        self.tabifyDockWidget(self.runs_dock, self.evaluation_dock)
         self.plots_dock.raise_()
         self.findings_dock = self._dock(
             "Findings", self.findings, Qt.RightDockWidgetArea, "findings"
@@ -384,6 +390,7 @@ class MainWindow(QMainWindow):
         self.runs.compare_requested.connect(self._compare_runs)
         self.runs.use_as_backbone.connect(self.use_run_as_backbone)
         self.runs.export_requested.connect(self.export)
+        self.runs.evaluate_requested.connect(self.evaluate_run)
         self.training.events.connect(self._on_events)
         self.training.finished.connect(self._on_finished)
         self.training.state_changed.connect(self._on_state)
@@ -797,6 +804,15 @@ class MainWindow(QMainWindow):
             15000,
         )
         self.runs.refresh()
+        if summary.get("run_folder") and summary.get("run"):
+            # The Evaluation tab fills in the background; it does not take the focus.
+            folder = Path(summary["run_folder"])
+            self.evaluation.show_run(Run(folder.parent.parent, folder, summary["run"]))
+
+    def evaluate_run(self, run: Run) -> None:
+        """Asked for (Runs → Evaluate): evaluate it and show the Evaluation tab."""
+        self.evaluation.show_run(run)
+        _bring_forward(self.evaluation_dock)
 
     def _compare_runs(self, runs: list[Run]) -> None:
         """Two ticked runs: the first drawn as the main run, the second overlaid (dashed);
@@ -894,6 +910,25 @@ class MainWindow(QMainWindow):
             # After the show is laid out: sized in the show event itself, the docks keep
             # their size hints (the plots then got their bare minimum, ~320 px).
             QTimer.singleShot(0, self._first_dock_sizes)
+
+    def _hide_stray_tab_bars(self) -> None:
+        """Qt 6 leaves a copy of a dock group's tab bar where the first layout put it (at the
+        window's size before it was sized), drawn over other docks (the Layers list). The
+        real bar sits against the dock of its current tab; a bar that does not is hidden."""
+        docks = {d.windowTitle(): d for d in self.findChildren(QDockWidget)}
+        for bar in self.findChildren(QTabBar):
+            if bar.parent() is not self or not bar.isVisible() or bar.count() == 0:
+                continue
+            dock = docks.get(bar.tabText(bar.currentIndex()))
+            if dock is None or not dock.isVisible():
+                continue
+            near = dock.geometry().adjusted(-4, -4 - bar.height(), 4, 4 + bar.height())
+            if not near.intersects(bar.geometry()):
+                bar.hide()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._hide_stray_tab_bars)
 
     def _first_dock_sizes(self) -> None:
         # ~45% of the height, and no less than the plots' readable minimum (the size asked

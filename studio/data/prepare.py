@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio.data.balance import BalancedDraws
 from studio.data.sources import DataError, RawData, SourceRequest
 from studio.shapes_text import describe
 
@@ -284,6 +285,7 @@ class Batches:
         shuffle: bool,
         seed: int,
         transform: Callable[[torch.Tensor, torch.Tensor, int], tuple] | None = None,
+        balanced: bool = False,
     ):
         self.split = split
         self.batch_size = batch_size
@@ -291,6 +293,8 @@ class Batches:
         self.generator = torch.Generator().manual_seed(seed)
         # Training batches only (augmentation): transform(x, y, seed) -> (x, y).
         self.transform = transform
+        # training.sampling=balanced: every class drawn equally often, from this generator.
+        self.balanced = BalancedDraws(split.y) if balanced else None
 
     def __len__(self) -> int:
         return (len(self.split) + self.batch_size - 1) // self.batch_size
@@ -301,9 +305,12 @@ class Batches:
         # drawn from, so the shuffle order is the same with or without a transform), and
         # a run resumed mid-epoch draws the same augmentations for the batches it replays.
         key = _state_key(self.generator) if self.transform else 0
-        if self.transform is not None and not self.shuffle:
-            torch.rand((), generator=self.generator)  # move on: the next epoch draws anew
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.balanced is not None:
+            order = self.balanced.draw(n, self.generator)
+        else:
+            if self.transform is not None and not self.shuffle:
+                torch.rand((), generator=self.generator)  # move on: the next epoch draws anew
+            order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         order = order.to(self.split.x.device)  # data kept on a GPU is indexed there
         for number, start in enumerate(range(skip * self.batch_size, n, self.batch_size), skip):
             idx = order[start : start + self.batch_size]

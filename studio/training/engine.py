@@ -26,6 +26,7 @@ import torch
 from studio.analysis import analyze
 from studio.builder import build_model
 from studio.data.augment import build_augmentation
+from studio.data.balance import ClassBalance, class_weights
 from studio.data.prepare import Batches, PreparedData, on_device, prepare_data
 from studio.document import Project
 from studio.pretrained import project_folder, reporting_downloads
@@ -122,7 +123,8 @@ class Trainer:
         task = head.params.get("task") if head.type == "Output" else None
         self.loss_name = pick_loss(self.settings["loss"], task, self.data.is_classification)
         self._check_head(head, analysis.output_shape)
-        self.loss_fn = loss_function(self.loss_name)
+        self.class_weights = self._class_weights()
+        self.loss_fn = loss_function(self.loss_name, self.class_weights)
 
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not trainable:
@@ -153,6 +155,7 @@ class Trainer:
             project.data["shuffle"],
             self.settings["seed"],
             transform=augment,
+            balanced=self.settings["sampling"] == "balanced",
         )
         if len(self.batches) == 0:
             raise TrainingError(
@@ -208,6 +211,25 @@ class Trainer:
                 f"Binary cross entropy needs 2 classes but the data has {len(self.data.classes)}; "
                 "use the multiclass task."
             )
+
+    def _class_weights(self) -> torch.Tensor | None:
+        """Inverse class frequency of the training split (training.class_weights=auto)."""
+        s = self.settings
+        if s["sampling"] == "balanced" and not self.data.is_classification:
+            raise TrainingError(
+                "Field 'training.sampling' is balanced, which draws every class equally "
+                "often, but the data has real-valued targets, not classes; set it to shuffle."
+            )
+        if s["class_weights"] != "none" and "cross_entropy" not in self.loss_name:
+            raise TrainingError(
+                f"Field 'training.class_weights' is {s['class_weights']}, which weights a "
+                f"cross-entropy loss by class, but this project trains with the "
+                f"{self.loss_name} loss; set it to none."
+            )
+        if s["class_weights"] == "none":
+            return None
+        weights = class_weights(self.data.train.y, len(self.data.classes))
+        return weights.to(self.device)
 
     def _standard_callbacks(self) -> list[Callback]:
         s = self.settings
@@ -651,8 +673,18 @@ class Trainer:
             "loss": self.loss_name,
             "classes": self.data.classes,
             "train_samples": len(self.data.train),
-            "data": self.data.report(),
+            "data": self._data_report(),
         }
+
+    def _data_report(self) -> str:
+        """The data report, and a line when its classes are imbalanced (what to set, or
+        what already makes up for it)."""
+        report = self.data.report()
+        if not self.data.is_classification:
+            return report
+        balance = ClassBalance.of(self.data.train.y, self.data.classes, "the training split")
+        suggestion = balance.suggestion(self.settings)
+        return f"{report}\n{suggestion}" if suggestion else report
 
     # -- checkpoint state ---------------------------------------------------------------
     def state_dict(self, batch_in_epoch: int) -> dict:

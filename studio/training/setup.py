@@ -42,15 +42,33 @@ def pick_loss(choice: str, task: str | None, is_classification: bool) -> str:
     return "cross_entropy"
 
 
-def loss_function(name: str):
+def loss_function(name: str, class_weights: torch.Tensor | None = None):
+    """The loss by name. `class_weights` (one per class, from training.class_weights=auto)
+    weight each sample's loss by its class; the batch's mean is then a weighted mean, as
+    torch's weighted cross entropy takes it (binary cross entropy follows suit)."""
     if name == "cross_entropy":
-        return nn.CrossEntropyLoss()
+        return nn.CrossEntropyLoss(weight=class_weights)
     if name == "binary_cross_entropy":
+        if class_weights is not None:
+            return _weighted_bce(class_weights)
         bce = nn.BCEWithLogitsLoss()
         # Mixup / cutmix labels are probabilities (batch, 2): the target is class 1's.
         return lambda out, y: bce(out.reshape(-1), (y[:, 1] if y.dim() == 2 else y).float())
     mse = nn.MSELoss()
     return lambda out, y: mse(out.reshape(y.shape[0], -1).squeeze(1), y.float())
+
+
+def _weighted_bce(class_weights: torch.Tensor):
+    bce = nn.BCEWithLogitsLoss(reduction="none")
+    w0, w1 = class_weights[0], class_weights[1]
+
+    def loss(out, y):
+        target = (y[:, 1] if y.dim() == 2 else y).float()
+        # A mixed (mixup / cutmix) label weighs its two classes by their shares.
+        weight = w0 + (w1 - w0) * target
+        return (bce(out.reshape(-1), target) * weight).sum() / weight.sum()
+
+    return loss
 
 
 def correct_count(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -435,3 +435,19 @@ def test_a_network_too_big_for_memory_is_said_before_training_and_asked_about(qt
     )
     window.train()
     assert asked and "will not fit" in asked[0] and not window.training.running
+
+
+def test_no_stray_copy_of_a_dock_tab_bar_is_drawn_over_other_docks(qtbot):
+    from PySide6.QtWidgets import QTabBar
+
+    window = window_with(qtbot, "digits_mlp")
+    window.resize(1366, 740)
+    qtbot.wait(50)
+    window.resize(1600, 1000)
+    qtbot.wait(50)
+    shown = [
+        tuple(bar.tabText(i) for i in range(bar.count()))
+        for bar in window.findChildren(QTabBar)
+        if bar.parent() is window and bar.isVisible()
+    ]
+    assert len(shown) == len(set(shown)), shown  # Qt left one at the first layout's place

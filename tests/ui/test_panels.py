@@ -168,3 +168,25 @@ def test_the_data_preview_shows_samples_per_class(qtbot):
     assert [name for name, _ in preview.samples] == [str(i) for i in range(10)]
     assert all(len(images) == 6 and images[0].shape == (8, 8, 1) for _, images in preview.samples)
     assert "1,797" in preview.report.text() or "1,437" in preview.report.text()
+
+
+def test_the_data_preview_counts_each_class_and_suggests_a_remedy(qtbot, tmp_path):
+    from studio.commands import SetSettings
+    from ui.data_preview import DataPreview
+
+    rows = ["width,height,label"] + [f"{i % 7},{i % 5},cat" for i in range(400)]
+    rows += [f"{i % 3},{i % 4},dog" for i in range(50)]
+    (tmp_path / "pets.csv").write_text("\n".join(rows) + "\n")
+    project = load_project(EXAMPLES / "digits_mlp.json", ["data.source=csv", "data.path=pets.csv"])
+    project.network.nodes["image"].params["shape"] = [2]
+    model = DocumentModel(project, tmp_path / "pets.json")
+    preview = DataPreview(model)
+    qtbot.addWidget(preview)
+    preview.load()
+    qtbot.waitUntil(lambda: preview.button.isEnabled(), timeout=30000)
+    preview.wait()
+    assert "'cat' 320, 'dog' 40" in preview.balance.text()  # the training split
+    advice = preview.balance_advice.text()
+    assert "consider training.class_weights=auto or training.sampling=balanced" in advice
+    model.push(SetSettings(model.project, {"training.class_weights": "auto"}))
+    assert "training.class_weights=auto makes up for it" in preview.balance_advice.text()
