@@ -559,20 +559,6 @@ def run_evaluate(args) -> int:
     else:
         run = Run.open(args.out, args.target)
     report = evaluate_run(run, args.split, args.checkpoint, str(pick_device(args.device)))
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return EXIT_OK
-    print(_evaluation_text(report, run))
-    return EXIT_OK
-
-
-def _evaluation_text(report: dict, run) -> str:
-    lines = [
-        f"{report['project']}, run {report['run']}: {report['samples']:,} {report['split']} "
-        f"samples, {report['checkpoint']} weights."
-    ]
-    if report["task"] == "regression":
-        r = report["residuals"]
     if args.saliency is not None:
         from studio.evaluation import saliency_picture
 
@@ -586,10 +572,10 @@ def _evaluation_text(report: dict, run) -> str:
             "explains": label,
             "picture": str(path),
         }
-        lines.append(
-            f"Residuals: mean {r['mean']:.4g}, std {r['std']:.4g}, MAE {r['mae']:.4g}, "
-            f"RMSE {r['rmse']:.4g}, max {r['max_abs']:.4g}"
-            + (f", R² {r['r2']:.4f}." if r["r2"] is not None else ".")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(_evaluation_text(report, run))
     if "saliency" in report:
         sal = report["saliency"]
         name = "Grad-CAM" if sal["method"] == "grad_cam" else "integrated gradients"
@@ -597,6 +583,20 @@ def _evaluation_text(report: dict, run) -> str:
             f"Saliency of sample {sal['sample']} ({sal['origin']}) for class {sal['explains']}"
             f" by {name}: {sal['picture']}"
         )
+    return EXIT_OK
+
+
+def _evaluation_text(report: dict, run) -> str:
+    lines = [
+        f"{report['project']}, run {report['run']}: {report['samples']:,} {report['split']} "
+        f"samples, {report['checkpoint']} weights."
+    ]
+    if report["task"] == "regression":
+        r = report["residuals"]
+        lines.append(
+            f"Residuals: mean {r['mean']:.4g}, std {r['std']:.4g}, MAE {r['mae']:.4g}, "
+            f"RMSE {r['rmse']:.4g}, max {r['max_abs']:.4g}"
+            + (f", R² {r['r2']:.4f}." if r["r2"] is not None else ".")
         )
         return "\n".join(lines)
     top = f", top-5 {report['top5_accuracy']:.2%}" if "top5_accuracy" in report else ""

@@ -45,9 +45,9 @@ def data_sources() -> dict:
 class Split:
     x: torch.Tensor
     y: torch.Tensor
-
     # Each sample's position in the data before splitting (PreparedData.origins names it).
     index: torch.Tensor | None = None
+
     def __len__(self) -> int:
         return len(self.y)
 
@@ -62,13 +62,13 @@ class PreparedData:
     description: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
     origins: list[str] = field(default_factory=list)  # per sample before splitting
 
     def origin(self, split: Split, i: int) -> str:
         """Where the i-th sample of a split came from (a file, a CSV line, a number)."""
         at = int(split.index[i]) if split.index is not None else i
         return self.origins[at] if at < len(self.origins) else f"sample #{at}"
+
     @property
     def is_classification(self) -> bool:
         return bool(self.classes)
@@ -109,11 +109,11 @@ def prepare_data(
     x = raw.x.float()
     scale = _scaler(settings["scaling"], x[train_idx], raw.value_range)
     x = _reshape(scale(x), input_shape, settings["source"])
-    return PreparedData(
 
     def part(idx) -> Split:
         return Split(x[idx], raw.y[idx], torch.as_tensor(idx, dtype=torch.int64))
 
+    return PreparedData(
         part(train_idx),
         part(val_idx),
         part(test_idx),
@@ -122,8 +122,8 @@ def prepare_data(
         raw.description,
         raw.skipped,
         raw.notes,
-    )
         list(raw.origins),
+    )
 
 
 def _check_usable(raw: RawData, source: str) -> None:
@@ -167,8 +167,8 @@ def _keep_classes(raw: RawData, keep: list[int]) -> RawData:
         raw.skipped,
         raw.description + f" (classes {', '.join(raw.classes[k] for k in keep)})",
         raw.notes,
-    )
         [o for o, m in zip(raw.origins, mask.tolist()) if m] if raw.origins else [],
+    )
 
 
 def split_indices(y: torch.Tensor, validation: float, test: float, seed: int, stratify: bool):
