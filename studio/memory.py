@@ -36,6 +36,7 @@ class MemoryEstimate:
     available: int | None  # bytes the machine can give, None when unknown
     where: str  # "RAM" or "GPU memory"
     data: int = 0  # bytes the whole dataset takes as tensors (the studio holds it in RAM)
+    requested_batch: int = 0  # training.batch_size, when larger than the training split
 
     @property
     def total(self) -> int:
@@ -48,10 +49,15 @@ class MemoryEstimate:
     def sentence(self) -> str:
         need = f"Training needs about {human_bytes(self.total)}"
         data = f", {human_bytes(self.data)} of data" if self.data and self.where == "RAM" else ""
+        whole = (
+            f" (the whole training split; {self.requested_batch:,} asked)"
+            if self.requested_batch > self.batch_size
+            else ""
+        )
         parts = (
             f"({human_bytes(self.weights)} for weights, gradients and optimizer state, "
             f"{human_bytes(self.activations)} of activations at batch size {self.batch_size:,}"
-            f"{data})"
+            f"{whole}{data})"
         )
         if self.available is None:
             return f"{need} {parts}."
@@ -74,7 +80,13 @@ class MemoryEstimate:
 def estimate(
     project: Project, analysis: Analysis, device: str = "cpu", base: Path | None = None
 ) -> MemoryEstimate:
-    batch = int(project.training["batch_size"])
+    batch = requested = int(project.training["batch_size"])
+    # A batch is never larger than the training split (digits at batch size 65,536 trains
+    # in batches of 1,437): counted so, when the data's size can be told.
+    samples = data_samples(project, base)
+    if samples:
+        held_out = float(project.data.get("validation", 0)) + float(project.data.get("test", 0))
+        batch = max(1, min(batch, math.ceil(samples * max(0.0, 1.0 - held_out))))
     optimizer = str(project.training["optimizer"]["name"]).lower()
     copies = OPTIMIZER_COPIES.get(optimizer, 2)
     weights = activations = 0
@@ -109,6 +121,7 @@ def estimate(
         available,
         where,
         data_bytes(project, analysis, base),
+        requested,
     )
 
 
@@ -119,16 +132,20 @@ def data_bytes(project: Project, analysis: Analysis, base: Path | None = None) -
     info = analysis.layers.get(analysis.input_id or "")
     if info is None or not info.output_shape:
         return 0
-    sample = math.prod(info.output_shape) * FLOAT_BYTES
+    return data_samples(project, base) * math.prod(info.output_shape) * FLOAT_BYTES
+
+
+def data_samples(project: Project, base: Path | None = None) -> int:
+    """Samples in the dataset, counted without reading it (0: cannot be told cheaply)."""
     source, path = project.data.get("source"), str(project.data.get("path") or "")
     if source == "digits":
-        return 1797 * sample
+        return 1797
     where = Path(path) if Path(path).is_absolute() or base is None else Path(base) / path
     try:
         stamp = where.stat().st_mtime_ns
     except OSError:
         return 0
-    return _samples(str(source), str(where), stamp) * sample
+    return _samples(str(source), str(where), stamp)
 
 
 @functools.lru_cache(maxsize=16)
