@@ -97,6 +97,14 @@ def test_a_probe_is_charged_what_it_adds_to_a_step_not_what_its_timer_saw():
     for step in range(200, 2000, 100):
         schedule.ran(step=step, seconds=0.5, step_seconds=0.010)
     assert schedule.next_step > 1900 + 1000
+    # The update ratios the diagnosis needs are measured at least every WEIGHTS_MAX_GAP
+    # steps, however costly the budget says they are.
+    from studio.training.monitors import WEIGHTS_MAX_GAP
+
+    capped = Schedule(every=10, budget=0.01, max_gap=WEIGHTS_MAX_GAP)
+    for step in (0, 4, 40):
+        capped.ran(step=step, seconds=0.5, step_seconds=0.010)
+    assert capped.next_step == 40 + WEIGHTS_MAX_GAP
 
 
 def test_with_a_budget_some_steps_stay_free_of_probes_to_measure_a_plain_step():

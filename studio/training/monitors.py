@@ -41,6 +41,11 @@ from studio.training.signal import Activation, SignalProbe, Watched
 HISTOGRAM_BINS = 40
 PROBES = ("gradients", "weights", "histograms", "activations")
 QUIET_EVERY = 50  # at most this many steps in a row with a probe, when a budget is set
+# At most this many steps between two update-ratio measurements, whatever the budget: the
+# diagnosis ("learning rate too low") needs a handful of them within a few hundred steps.
+# On a tiny network the budget alone spaced them ~65 steps apart on an idle machine: five
+# in a 270-step run, the rule's bare minimum, so it fired or not by chance.
+WEIGHTS_MAX_GAP = 30
 
 
 @dataclass
@@ -142,9 +147,10 @@ def activation_layers(
 class Schedule:
     """When a probe runs next: every `every` steps, stretched to fit a time budget."""
 
-    def __init__(self, every: int, budget: float):
+    def __init__(self, every: int, budget: float, max_gap: int | None = None):
         self.every = every
         self.budget = budget
+        self.max_gap = max_gap
         self.next_step = 0
         self.cost = 0.0  # seconds a run adds to a step, smoothed
 
@@ -162,6 +168,8 @@ class Schedule:
             gap = max(gap, math.ceil(self.cost / (self.budget * step_seconds)))
             if first:  # one sample, maybe a warm-up: measure again soon
                 gap = min(gap, 4 * self.every)
+            if self.max_gap is not None:
+                gap = min(gap, max(self.every, self.max_gap))
         self.next_step = step + gap
 
 
@@ -236,7 +244,12 @@ class Monitors:
         self.budget = settings["budget"]
         # One budget shared by the probes, not one each.
         share = self.budget / len(PROBES)
-        self.schedules = {kind: Schedule(settings[f"{kind}_every"], share) for kind in PROBES}
+        self.schedules = {
+            kind: Schedule(
+                settings[f"{kind}_every"], share, WEIGHTS_MAX_GAP if kind == "weights" else None
+            )
+            for kind in PROBES
+        }
         self.act_layers = activation_layers(model, node_types, activations)
         self.signal = SignalProbe(
             [Watched(layer.name, layer.output) for layer in self.layers], self.act_layers
