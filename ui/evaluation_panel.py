@@ -131,6 +131,9 @@ class EvaluationPanel(QWidget):
             axis = self.reliability.getPlotItem().getAxis(name)
             axis.setPen(plot_style.pen(pal.muted))
             axis.setTextPen(plot_style.pen(pal.foreground))
+        if self.report is not None and self.report.get("task") == "classification":
+            self._fill_reliability()  # its title's colour
+            self._fill_matrix()
 
     # -- evaluating ----------------------------------------------------------------------
     def show_run(self, run) -> None:
@@ -201,14 +204,12 @@ class EvaluationPanel(QWidget):
                 )
                 item = QTableWidgetItem(text if matrix[i, j] else "")
                 share = shares[i, j]
-                item.setBackground(
-                    QBrush(
-                        QColor(
-                            int(255 - 220 * share), int(255 - 160 * share), int(255 - 60 * share)
-                        )
-                    )
-                )
-                item.setForeground(QBrush(QColor("white" if share > 0.5 else "black")))
+                if matrix[i, j]:  # empty cells keep the table's (the theme's) background
+                    blue = QColor("#2563eb")
+                    blue.setAlphaF(0.15 + 0.85 * share)
+                    item.setBackground(QBrush(blue))
+                    if share > 0.5:
+                        item.setForeground(QBrush(QColor("white")))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.matrix.setItem(i, j, item)
         self.matrix.resizeColumnsToContents()
