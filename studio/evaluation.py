@@ -32,6 +32,14 @@ class EvaluationError(StudioError):
     pass
 
 
+def split_name(split: str) -> str:
+    """'val' (the command line's word) or 'validation', 'test': the data's own name."""
+    name = {"val": "validation"}.get(split, split)
+    if name not in ("validation", "test"):
+        raise EvaluationError(f"--split must be 'val' or 'test', not '{split}'.")
+    return name
+
+
 def load_for_evaluation(run, split: str = "validation", checkpoint: str = "best"):
     """(model with the run's weights, prepared data, the split, the weights file): the very
     split training used (same data settings, same seed)."""
@@ -40,9 +48,7 @@ def load_for_evaluation(run, split: str = "validation", checkpoint: str = "best"
     from studio.pretrained import project_folder, without_weights
     from studio.weights import load_weights
 
-    split = {"val": "validation"}.get(split, split)
-    if split not in ("validation", "test"):
-        raise EvaluationError(f"--split must be 'val' or 'test', not '{split}'.")
+    split = split_name(split)
     project = run.project()
     weights = run.path / "checkpoints" / f"{checkpoint}.safetensors"
     if not weights.is_file() and checkpoint == "best":
@@ -65,7 +71,7 @@ def load_for_evaluation(run, split: str = "validation", checkpoint: str = "best"
 def evaluate_run(run, split: str = "validation", checkpoint: str = "best", device: str = "cpu"):
     """Evaluate a run's checkpoint on a split; saves and returns the report (a dict)."""
     model, data, part, weights = load_for_evaluation(run, split, checkpoint)
-    split = {"val": "validation"}.get(split, split)
+    split = split_name(split)
     project = run.project()
     model = model.to(device).eval()
     outputs = []
@@ -105,7 +111,7 @@ def saliency_picture(run, index: int, split: str = "validation", checkpoint: str
             f"--saliency {index}: the {split} split has samples 0 to {len(part) - 1}."
         )
     heat, method, target = saliency(model, part.x[index])
-    split = {"val": "validation"}.get(split, split)
+    split = split_name(split)
     path = run.path / f"saliency-{split}-{index}.png"
     saliency_png(part.x[index].numpy(), heat, path)
     label = data.classes[target] if data.classes else str(target)
