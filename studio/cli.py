@@ -558,12 +558,14 @@ def run_evaluate(args) -> int:
         run = Run.open(args.out, rows[-1]["path"])
     else:
         run = Run.open(args.out, args.target)
-    report = evaluate_run(run, args.split, args.checkpoint, str(pick_device(args.device)))
-    if args.saliency is not None:
-        from studio.evaluation import saliency_picture
+    from studio.evaluation import load_for_evaluation, saliency_picture
 
+    loaded = load_for_evaluation(run, args.split, args.checkpoint)  # once, for both
+    device = str(pick_device(args.device))
+    report = evaluate_run(run, args.split, args.checkpoint, device, loaded)
+    if args.saliency is not None:
         path, method, label, origin = saliency_picture(
-            run, args.saliency, args.split, args.checkpoint
+            run, args.saliency, args.split, args.checkpoint, loaded
         )
         report["saliency"] = {
             "sample": args.saliency,

@@ -68,9 +68,13 @@ def load_for_evaluation(run, split: str = "validation", checkpoint: str = "best"
     return model, data, part, weights
 
 
-def evaluate_run(run, split: str = "validation", checkpoint: str = "best", device: str = "cpu"):
-    """Evaluate a run's checkpoint on a split; saves and returns the report (a dict)."""
-    model, data, part, weights = load_for_evaluation(run, split, checkpoint)
+def evaluate_run(
+    run, split: str = "validation", checkpoint: str = "best", device: str = "cpu", loaded=None
+):
+    """Evaluate a run's checkpoint on a split; saves and returns the report (a dict).
+    `loaded`: what `load_for_evaluation` returned for the same split and checkpoint, when
+    the caller needs the model and data again (a saliency map) and loads them once."""
+    model, data, part, weights = loaded or load_for_evaluation(run, split, checkpoint)
     split = split_name(split)
     project = run.project()
     model = model.to(device).eval()
@@ -99,13 +103,15 @@ def evaluate_run(run, split: str = "validation", checkpoint: str = "best", devic
     return report
 
 
-def saliency_picture(run, index: int, split: str = "validation", checkpoint: str = "best"):
+def saliency_picture(
+    run, index: int, split: str = "validation", checkpoint: str = "best", loaded=None
+):
     """The saliency of one sample of a split, as a PNG in the run folder: (path, method,
-    the class it explains, where the sample came from)."""
+    the class it explains, where the sample came from). `loaded`: as for evaluate_run."""
     from studio.evaluation_pictures import saliency_png
     from studio.saliency import saliency
 
-    model, data, part, _ = load_for_evaluation(run, split, checkpoint)
+    model, data, part, _ = loaded or load_for_evaluation(run, split, checkpoint)
     if not 0 <= index < len(part):
         raise EvaluationError(
             f"--saliency {index}: the {split} split has samples 0 to {len(part) - 1}."

@@ -58,6 +58,7 @@ class EvaluationPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.report: dict | None = None
+        self._loaded = None  # the run's model and data; used in background jobs only
         self.samples: np.ndarray | None = None
         self.run = None
         self.headline = QLabel("Finish a training run, or right-click one in Runs → Evaluate.")
@@ -146,11 +147,14 @@ class EvaluationPanel(QWidget):
         def work() -> dict:
             from studio.evaluation import evaluate_run, load_for_evaluation
 
-            report = evaluate_run(run)
+            # Loaded once per run, here in the background; the saliency jobs reuse it and
+            # only ever touch it from their own thread, one job at a time.
+            loaded = load_for_evaluation(run)
+            self._loaded = (run.id, loaded)
+            report = evaluate_run(run, loaded=loaded)
             if report.get("task") != "classification":
                 return {"report": report, "samples": None}
-            _, _, part, _ = load_for_evaluation(run)
-            return {"report": report, "samples": part.x.numpy()}
+            return {"report": report, "samples": loaded[2].x.numpy()}
 
         self._job.start(work)
 
@@ -288,11 +292,14 @@ class EvaluationPanel(QWidget):
         self.sample_text.setText(f"Sample {index}: top predictions {tops}. Computing saliency…")
         run, sample = self.run, index
 
+        # The run on screen's; another run's (one still evaluating) would not match.
+        loaded = self._loaded[1] if self._loaded and self._loaded[0] == run.id else None
+
         def work() -> dict:
             from studio.evaluation import load_for_evaluation
             from studio.saliency import saliency
 
-            model, data, part, _ = load_for_evaluation(run)
+            model, data, part, _ = loaded or load_for_evaluation(run)
             heat, method, target = saliency(model, part.x[sample])
             return {
                 "index": sample,
