@@ -24,6 +24,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for `train --nproc`
     if not getattr(args, "command", None):
         args = parser.parse_args(["launch", *(argv or [])])
     _show_notices()
@@ -137,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN", help="continue a stopped run (its id, folder, or 'last')"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    parallel = train.add_argument_group(
+        "data-parallel training (torchrun; see docs/scaling.md)",
+        "training.batch_size is the batch of all processes together.",
+    )
+    parallel.add_argument(
+        "--nproc", type=int, metavar="N", help="train in N processes on this machine (one per GPU)"
+    )
+    parallel.add_argument("--nnodes", metavar="N", help="machines taking part (torchrun's)")
+    parallel.add_argument("--node-rank", default="0", metavar="I", help="this machine's number")
+    parallel.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="torchrun's rendezvous")
+    parallel.add_argument("--rdzv-id", default="studio", metavar="ID", help="the job's id")
+    parallel.add_argument("--rdzv-backend", default="c10d", metavar="NAME")
     train.add_argument(
         "--force",
         action="store_true",
@@ -257,6 +270,16 @@ def run_check(args) -> int:
     fits = memory is None or memory.fits
     balance = read_labels(project.data, Path(args.project).resolve().parent)
     suggestion = balance.suggestion(project.training) if balance is not None else None
+    plan = cost = None
+    validation = project.training["validation"]
+    if validation["method"] != "holdout" and balance is not None:
+        from studio.data.resampling import cost_warning, outside_test, plan_sentence
+
+        samples = sum(balance.counts)
+        plan = plan_sentence(validation, samples, project.data["test"])
+        cost = cost_warning(
+            validation, outside_test(samples, project.data["test"]), project.training["epochs"]
+        )
     if args.json:
         extra = {}
         if balance is not None:
@@ -266,6 +289,8 @@ def run_check(args) -> int:
                 "imbalance_ratio": balance.ratio if balance.ratio != float("inf") else None,
                 "suggestion": suggestion,
             }
+        if plan is not None:
+            extra["validation"] = {"plan": plan, "cost": cost}
         if memory is not None:
             extra["memory"] = {
                 "step_bytes": memory.total,
@@ -299,6 +324,10 @@ def run_check(args) -> int:
             print(f"  {balance.summary()}")
         if suggestion:
             print(f"  ⚠ {suggestion}")
+        if plan is not None:
+            print(f"  {plan}")
+        if cost is not None:
+            print(f"  ⚠ {cost}")
     return EXIT_OK if analysis.ok and fits else EXIT_INVALID
 
 
@@ -339,9 +368,19 @@ def run_train(args) -> int:
     import signal
     import threading
 
+    from studio.training import distributed
+    from studio.training.experiment import run_experiment
     from studio.training.progress import ProgressPrinter
     from studio.training.runs import Run
     from studio.training.session import train
+
+    world = distributed.current()
+    if args.nproc and not world.active:  # start the processes; each runs this command
+        from studio.training.launch import launch
+
+        return launch(args, args.argv)
+    if not world.main:  # rank 0 speaks for the job
+        args.quiet, args.json, args.export_onnx = True, False, None
 
     resume = Run.open(args.out, args.resume) if args.resume else None
     if resume is None and not args.project:
@@ -357,22 +396,36 @@ def run_train(args) -> int:
         print("\nstudio: stopping after this step (Ctrl-C again to abort)…", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
+    options = dict(
+        runs_root=Path(args.out),
+        base=base,
+        device=args.device,
+        listeners=[ProgressPrinter(quiet=args.quiet or args.json)],
+        stop=stop,
+        force=args.force,
+    )
     try:
-        outcome = train(
-            project,
-            runs_root=Path(args.out),
-            base=base,
-            device=args.device,
-            listeners=[ProgressPrinter(quiet=args.quiet or args.json)],
-            resume=resume,
-            stop=stop,
-            force=args.force,
-        )
+        if resume is None:  # holdout: one run; k-fold, bootstrap, leave-one-out: several
+            experiment = run_experiment(project, **options)
+            outcome = experiment.last
+        else:  # a run (one fold of an experiment, too) goes on where it stopped
+            outcome = train(project, resume=resume, **options)
+            experiment = None
+    except Exception as err:
+        if distributed.peer_lost(err):  # the launcher says which process died
+            return EXIT_INVALID
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        distributed.leave()
+    if not world.main:
+        return EXIT_OK
+    grouped = experiment is not None and len(experiment.folds) > 0
+    if grouped:
+        return _experiment_done(args, experiment, base)
     summary = outcome.summary
     if args.export_onnx:
-        summary["onnx"] = _export_trained(outcome, args.export_onnx, base)
+        summary["onnx"] = _export_trained(outcome.run, args.export_onnx, base)
         outcome.run.write_json("summary.json", summary)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
@@ -385,15 +438,53 @@ def run_train(args) -> int:
     )
 
 
-def _export_trained(outcome, path: str, base: Path) -> dict:
+def _experiment_done(args, experiment, base: Path) -> int:
+    """The end of a k-fold, bootstrap or leave-one-out experiment: each run in a line,
+    then mean ± std and the confidence interval of each validation metric."""
+    from studio.training.experiment import experiment_lines
+
+    summary = experiment.summary
+    if args.export_onnx:
+        # The run that validated best stands for the experiment (each run is one model).
+        scored = [r for r in summary["runs"] if "val_loss" in r]
+        best = min(scored, key=lambda r: r["val_loss"]) if scored else summary["runs"][-1]
+        run = next(o.run for o in experiment.outcomes if o.run and o.run.id == best["run"])
+        summary["onnx"] = {**_export_trained(run, args.export_onnx, base), "run": best["run"]}
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print()
+        for row, fold in zip(summary["runs"], experiment.folds):
+            acc = (
+                f", validation accuracy {row['val_accuracy']:.2%}" if "val_accuracy" in row else ""
+            )
+            loss = f"validation loss {row['val_loss']:.4g}" if "val_loss" in row else ""
+            print(
+                f"{fold.label}: {row['status'].replace('_', ' ')}, {loss}{acc} (run {row['run']})."
+            )
+        print("\n".join(experiment_lines(summary)))
+        findings = summary["findings"]
+        if findings:
+            titles = sorted({f["title"] for f in findings})
+            print(f"Findings over the runs: {len(findings)} ({'; '.join(titles)}).")
+        if summary.get("onnx"):
+            o = summary["onnx"]
+            print(
+                f"ONNX: {o['path']} from run {o['run']}, the best by validation loss "
+                f"(onnxruntime max |difference| {o['max_abs_diff']:.2e})."
+            )
+    return EXIT_OK if summary["status"] in ("completed", "stopped") else EXIT_INVALID
+
+
+def _export_trained(run, path: str, base: Path) -> dict:
     from studio.builder import build_model
     from studio.export import export_onnx
     from studio.pretrained import without_weights
     from studio.weights import load_weights
 
     with without_weights():  # the run's checkpoint holds every weight
-        model = build_model(outcome.run.project(), base=base)
-    checkpoints = outcome.run.path / "checkpoints"
+        model = build_model(run.project(), base=base)
+    checkpoints = run.path / "checkpoints"
     best = checkpoints / "best.safetensors"
     load_weights(model, best if best.is_file() else checkpoints / "last.safetensors")
     report = export_onnx(model, path)
@@ -405,6 +496,12 @@ def _train_summary(s: dict) -> str:
         f"\n{s['project']}: {s['status'].replace('_', ' ')} ({s['reason']}) in {s['seconds']:.1f} s, "
         f"{s['epochs']} epochs, {s['steps']:,} steps on {s['device']}."
     ]
+    if s.get("processes", 1) > 1:
+        b = s["batch_size"]
+        lines.append(
+            f"Data-parallel over {s['processes']} processes: batch {b['global']} per step, "
+            f"about {b['per_process']} per process."
+        )
     best = s.get("best") or {}
     if best:
         metrics = best.get("metrics", {})
@@ -642,11 +739,14 @@ def run_runs(args) -> int:
         print(f"No runs in '{args.out}' yet; `studio train PROJECT` makes one.")
         return EXIT_OK
     from studio.evaluation import headline, load
+    from studio.training.experiment import group_rows
+    from studio.training.experiment import headline as spread
 
     print(
         f"{'run':<24} {'project':<22} {'status':<13} {'epochs':>6} {'val acc':>8} {'val loss':>9} {'time':>8} findings  evaluation"
     )
-    for r in rows:
+
+    def line(r: dict, indent: str = "") -> None:
         evaluated = load(Path(r["path"]))
         r["evaluation"] = headline(evaluated) if evaluated else ""
         if r["status"] == "interrupted" and r["resumable"]:
@@ -654,9 +754,29 @@ def run_runs(args) -> int:
         acc = f"{r['best_val_accuracy']:.2%}" if r["best_val_accuracy"] is not None else ""
         loss = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else ""
         secs = f"{r['seconds']:.0f}s" if r["seconds"] is not None else ""
+        name = indent + r["id"]
         print(
-            f"{r['id']:<24} {r['project'][:22]:<22} {r['status']:<13} {r['epochs']:>6} {acc:>8} {loss:>9} {secs:>8} {r['findings']:<9} {r['evaluation']}".rstrip()
+            f"{name:<24} {r['project'][:22]:<22} {r['status']:<13} {r['epochs']:>6} {acc:>8} {loss:>9} {secs:>8} {r['findings']:<9} {r['evaluation']}".rstrip()
         )
+
+    for item in group_rows(rows):
+        if item["kind"] == "run":
+            line(item)
+            continue
+        s = item["summary"]
+        at = f", scored at each run's best {s['scored_at']}" if s.get("scored_at") else ""
+        print(
+            f"experiment {item['experiment']}: {s['title']}, {s['runs_done']} of "
+            f"{s['runs_planned']} runs finished{at}"
+        )
+        for metric, words in (
+            ("val_accuracy", "validation accuracy"),
+            ("val_loss", "validation loss"),
+        ):
+            if metric in s["metrics"]:
+                print(f"  {words} {spread(s['metrics'], metric)}")
+        for r in item["runs"]:
+            line(r, "  ")
     if any(r["status"] == "interrupted*" for r in rows):
         print("* its process died; `studio train --resume RUN` continues it.")
     return EXIT_OK

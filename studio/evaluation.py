@@ -59,7 +59,10 @@ def load_for_evaluation(run, split: str = "validation", checkpoint: str = "best"
     with project_folder(folder), without_weights():
         model = build_model(project, base=folder)
     load_weights(model, weights)
-    data = prepare_data(project.data, model.input_shape, project.training["seed"], folder)
+    # A fold of an experiment: the fold's own validation samples.
+    data = prepare_data(
+        project.data, model.input_shape, project.training["seed"], folder, fold=run.fold()
+    )
     part = getattr(data, split)
     if len(part) == 0:
         raise EvaluationError(

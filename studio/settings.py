@@ -91,7 +91,15 @@ _DATA: Section = {
         "mean/std (for pretrained backbones).",
         choices=("unit", "symmetric", "zscore", "imagenet", "none"),
     ),
-    "validation": Param("validation", "float", 0.2, "Fraction held out for validation.", 0.0, 0.9),
+    "validation": Param(
+        "validation",
+        "float",
+        0.2,
+        "Fraction held out for validation (with training.validation.method holdout; "
+        "k-fold, bootstrap and leave-one-out choose their own validation samples).",
+        0.0,
+        0.9,
+    ),
     "test": Param("test", "float", 0.0, "Fraction held out for a final test.", 0.0, 0.9),
     "shuffle": Param("shuffle", "bool", True, "Shuffle training samples every epoch."),
     "workers": Param(
@@ -155,6 +163,23 @@ TRAINING: Section = {
         "data.shuffle is not used).",
         choices=("shuffle", "balanced"),
     ),
+    "validation": {
+        "method": Param(
+            "method",
+            "choice",
+            "holdout",
+            "How the model is validated. holdout: one run, validated on the data.validation "
+            "fraction. kfold: one run per fold, each validated on one fold and trained on the "
+            "others (for small data: every sample validates once). bootstrap: one run per "
+            "repeat, trained on samples drawn with replacement and validated on those never "
+            "drawn. leave_one_out: one run per sample (k-fold with k = n; slow). The runs "
+            "are grouped as one experiment with mean ± std and a 95 % confidence interval; "
+            "data.test is held out from all of them.",
+            choices=("holdout", "kfold", "bootstrap", "leave_one_out"),
+        ),
+        "folds": Param("folds", "int", 5, "Folds, so runs, of kfold (5 or 10 are usual).", 2, 1000),
+        "repeats": Param("repeats", "int", 10, "Runs of bootstrap.", 2, 1000),
+    },
     "optimizer": {
         "name": Param(
             "name",

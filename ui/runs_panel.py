@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.data.resampling import Fold
 from studio.errors import StudioError
 from studio.training.runs import Run, delete_run, list_runs, rename_run
 
@@ -31,9 +32,18 @@ def _open_folder(path: Path) -> None:
 COLUMNS = ("run", "status", "epochs", "val acc", "val loss", "time", "findings")
 
 
-def run_label(row: dict) -> str:
-    """How the window names a run: the name it was given, else when it started."""
+def run_name(row: dict) -> str:
+    """The name a run was given, else when it started."""
     return row.get("label") or time.strftime("%b %d %H:%M", time.localtime(row["started"]))
+
+
+def run_label(row: dict) -> str:
+    """How the window names a run: its name; a run of an experiment by its fold first
+    ("fold 2 of 5 · Nov 29 22:40")."""
+    if row.get("experiment") and row.get("fold") is not None:
+        fold = Fold(row["method"], int(row["fold"]), int(row["folds"] or 0))
+        return f"{fold.label} · {run_name(row)}"
+    return run_name(row)
 
 
 class RunsPanel(QWidget):
@@ -87,11 +97,23 @@ class RunsPanel(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.rows = list(reversed(list_runs(self.root, self.project_name))) if self.root else []
+        from studio.training.experiment import group_rows
+
+        runs = list_runs(self.root, self.project_name) if self.root else []
+        # Newest first; an experiment (k-fold, bootstrap, leave-one-out) is one row with
+        # its runs under it, in fold order.
+        self.rows = []
+        for item in reversed(group_rows(runs)):
+            self.rows.append(item)
+            if item["kind"] == "experiment":
+                self.rows.extend(item["runs"])
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
+            if row["kind"] == "experiment":
+                self._experiment_row(r, row)
+                continue
             cells = (
-                run_label(row),
+                ("    " if row.get("experiment") else "") + run_label(row),
                 row["status"],
                 str(row["epochs"] or 0),
                 f"{row['best_val_accuracy']:.2%}" if row["best_val_accuracy"] is not None else "",
@@ -117,10 +139,46 @@ class RunsPanel(QWidget):
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
 
+    def _experiment_row(self, r: int, row: dict) -> None:
+        """An experiment's row: what it was, how many runs finished, and each validation
+        metric as mean ± std (the 95 % confidence interval in the tooltip)."""
+        from studio.training.experiment import experiment_lines
+
+        s = row["summary"]
+        stats = s["metrics"]
+
+        def spread(metric: str) -> str:
+            if metric not in stats:
+                return ""
+            m = stats[metric]
+            percent = metric.endswith("accuracy")
+            text = f"{m['mean']:.2%}" if percent else f"{m['mean']:.4f}"
+            if m["std"] is not None:
+                text += f" ± {m['std']:.2%}" if percent else f" ± {m['std']:.3f}"
+            return text
+
+        cells = (
+            f"{s['title'][:1].upper()}{s['title'][1:]}",
+            f"{s['runs_done']} of {s['runs_planned']} runs",
+            "",
+            spread("val_accuracy"),
+            spread("val_loss"),
+            f"{s['seconds']:.0f} s",
+            str(len(s["findings"])),
+        )
+        tip = "\n".join(experiment_lines(s)[1:]) or "No run has finished yet."
+        bold = self.font()
+        bold.setBold(True)
+        for c, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            item.setFont(bold)
+            item.setToolTip(tip)
+            self.table.setItem(r, c, item)
+
     def ticked(self) -> list[Run]:
         out = []
         for r, row in enumerate(self.rows):
-            if self.table.item(r, 0).checkState() == Qt.Checked:
+            if row["kind"] == "run" and self.table.item(r, 0).checkState() == Qt.Checked:
                 out.append(Run(self.root, Path(row["path"]), row["id"]))
         return out
 
@@ -130,8 +188,11 @@ class RunsPanel(QWidget):
             self.context_menu(row).exec(self.table.viewport().mapToGlobal(pos))
 
     def context_menu(self, row: int) -> QMenu:
-        """What right-clicking a run offers."""
+        """What right-clicking a run offers (an experiment's row: deleting all its runs)."""
         menu = QMenu(self)
+        if self.rows[row]["kind"] == "experiment":
+            menu.addAction("Delete experiment…", lambda: self.delete(row))
+            return menu
         path = Path(self.rows[row]["path"])
         menu.addAction(
             "Evaluate",
@@ -152,7 +213,7 @@ class RunsPanel(QWidget):
         """Name a run (asks when `name` is None)."""
         if name is None:
             name, ok = QInputDialog.getText(
-                self, "Rename run", "Name:", text=run_label(self.rows[row])
+                self, "Rename run", "Name:", text=run_name(self.rows[row])
             )
             if not ok:
                 return
@@ -160,20 +221,29 @@ class RunsPanel(QWidget):
         self.refresh()
 
     def delete(self, row: int, confirm: bool = True) -> None:
-        """Delete a run and its files, after asking."""
-        label = run_label(self.rows[row])
+        """Delete a run and its files (an experiment: all its runs), after asking."""
+        item = self.rows[row]
+        runs = item["runs"] if item["kind"] == "experiment" else [item]
         if confirm:
+            what = (
+                f"the experiment '{item['title']}' and its {len(runs)} runs"
+                if item["kind"] == "experiment"
+                else f"the run '{run_label(item)}'"
+            )
             answer = QMessageBox.question(
                 self,
                 "Delete run",
-                f"Delete the run '{label}' and its checkpoints? This cannot be undone.",
+                f"Delete {what} and their checkpoints? This cannot be undone."
+                if item["kind"] == "experiment"
+                else f"Delete {what} and its checkpoints? This cannot be undone.",
                 QMessageBox.Yes | QMessageBox.Cancel,
                 QMessageBox.Cancel,
             )
             if answer != QMessageBox.Yes:
                 return
         try:
-            delete_run(self.root, self.rows[row]["id"])
+            for run in runs:
+                delete_run(self.root, run["id"])
         except StudioError as err:
             QMessageBox.warning(self, "Cannot delete the run", str(err))
         self.refresh()

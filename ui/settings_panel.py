@@ -24,6 +24,7 @@ TITLES = {
     "early_stopping": "Early stopping",
     "checkpoint": "Checkpoint",
     "monitors": "Monitors",
+    "validation": "Validation (holdout, k-fold, bootstrap)",
 }
 
 
@@ -76,6 +77,11 @@ class SettingsPanel(QScrollArea):
         values = self.values()
         for key, form in self.forms.items():
             form.set_values(values if key == "general" else values[key])
+        if "validation" in self.forms and self.section == "training":
+            # Folds count for k-fold only, repeats for the bootstrap only.
+            method = values["validation"]["method"]
+            self.forms["validation"].set_row_visible("folds", method == "kfold")
+            self.forms["validation"].set_row_visible("repeats", method == "bootstrap")
 
     def _edit(self, group: str, name: str, value) -> None:
         path = f"{self.section}.{name}" if group == "general" else f"{self.section}.{group}.{name}"

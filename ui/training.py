@@ -48,12 +48,13 @@ class _Worker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from studio.training.session import train
+        from studio.training.experiment import run_experiment
 
         # This thread trains with every CPU (the GUI thread gave its OpenMP team back).
         use_all_cpus()
         try:
-            outcome = train(
+            # One run, or one per fold (k-fold, bootstrap, leave-one-out validation).
+            outcome = run_experiment(
                 self.project,
                 runs_root=self.runs_root,
                 base=self.base,

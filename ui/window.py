@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self, self.pacer)
         self._eta_origin: tuple[float, int] | None = None  # (time, step) the rate counts from
         self._total_steps = 0
+        self._fold = ""  # "fold 2 of 5 · " while an experiment's run trains
         self._first_step = 0
         self._train_samples: int | None = None  # from a run's start event, when it says
         # Node health marks follow the plots' history at a few Hz, not per event.
@@ -647,6 +648,7 @@ class MainWindow(QMainWindow):
                 return
             force = True
         self.findings.new_run()
+        self._fold = ""
         self.statusBar().clearMessage()  # "Training stopped…" was the last run's news
         self.eta.setText("")
         self.plots.clear(draw_now=False)
@@ -699,7 +701,12 @@ class MainWindow(QMainWindow):
         for event in events:
             kind = event["type"]
             self.plots.feed(event)
-            if kind == "start":
+            if kind == "fold":  # an experiment's next run: its plots start afresh
+                self._fold = f"{event['label']} · "
+                self.plots.clear(draw_now=False)
+                self.canvas.set_health({})
+                self.statusBar().showMessage(f"{event['title']}: {event['label']}")
+            elif kind == "start":
                 self._total_steps = event["total_steps"]
                 self._first_step = event["first_step"]
                 self._train_samples = event.get("train_samples", self._train_samples)
@@ -767,7 +774,9 @@ class MainWindow(QMainWindow):
 
     def _show_progress(self, done: int, epoch: int, per_epoch: int) -> None:
         self.progress.setValue(done)
-        self.progress.setFormat(f"epoch {epoch + 1} · step {done:,}/{self._total_steps:,}")
+        self.progress.setFormat(
+            f"{self._fold}epoch {epoch + 1} · step {done:,}/{self._total_steps:,}"
+        )
         now = time.monotonic()
         # The rate is measured from the first steps on: the run's start (building the model,
         # the first step's one-off costs) made the first ETA 4x too long.
@@ -792,6 +801,14 @@ class MainWindow(QMainWindow):
             if "val_accuracy" in best
             else ""
         )
+        if summary.get("experiment"):  # k-fold, bootstrap or leave-one-out: the spread
+            from studio.training.experiment import headline as spread
+
+            metric = "val_accuracy" if "val_accuracy" in summary["metrics"] else "val_loss"
+            if metric in summary["metrics"]:
+                words = "accuracy" if metric == "val_accuracy" else "loss"
+                acc = f"; validation {words} {spread(summary['metrics'], metric)}"
+            summary = {**summary, "reason": f"{summary['title']}, {summary['reason']}"}
         self.eta.setText(
             f"{summary['status'].replace('_', ' ')} in {_duration(summary['seconds'])}"
         )
@@ -832,7 +849,7 @@ class MainWindow(QMainWindow):
         run, data = series[0]
         # Named as the Runs list names it (its given name, else when it started); with its
         # validation points per epoch, from the run's metrics.
-        row = next((r for r in self.runs.rows if r["id"] == run.id), None)
+        row = next((r for r in self.runs.rows if r.get("id") == run.id), None)
         self.plots.set_comparison(
             _series_events(data, run.metrics()), run_label(row) if row else f"run {run.id}"
         )

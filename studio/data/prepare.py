@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from studio.data.balance import BalancedDraws
+from studio.data.resampling import Fold, fold_samples
 from studio.data.sources import DataError, RawData, SourceRequest
 from studio.shapes_text import describe
 
@@ -88,13 +89,14 @@ class PreparedData:
         return "\n".join(lines)
 
 
-def prepare_data(
+def load_raw(
     settings: dict,
     input_shape: tuple[int, ...],
-    seed: int,
     base: Path = Path("."),
     progress: Callable[[int, int], None] | None = None,
-) -> PreparedData:
+) -> RawData:
+    """The data as its source gives it, classes kept as data.classes says, checked usable:
+    what every run of an experiment shares (loaded once for all of them)."""
     sources = data_sources()
     if settings["source"] not in sources:
         raise DataError(
@@ -103,9 +105,34 @@ def prepare_data(
     raw = sources[settings["source"]](SourceRequest(settings, base, tuple(input_shape), progress))
     raw = _keep_classes(raw, settings["classes"])
     _check_usable(raw, settings["source"])
-    train_idx, val_idx, test_idx = split_indices(
-        raw.y, settings["validation"], settings["test"], seed, bool(raw.classes)
-    )
+    return raw
+
+
+def prepare_data(
+    settings: dict,
+    input_shape: tuple[int, ...],
+    seed: int,
+    base: Path = Path("."),
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    raw: RawData | None = None,
+    fold: Fold | None = None,
+) -> PreparedData:
+    """Ready splits. `fold`: one run of a k-fold, bootstrap or leave-one-out experiment
+    (studio/data/resampling.py): the test split is cut as always, and the fold picks the
+    training and validation samples from the rest, in place of data.validation."""
+    if raw is None:
+        raw = load_raw(settings, input_shape, base, progress)
+    classify = bool(raw.classes)
+    if fold is None:
+        train_idx, val_idx, test_idx = split_indices(
+            raw.y, settings["validation"], settings["test"], seed, classify
+        )
+    else:
+        rest, _, test_idx = split_indices(raw.y, 0.0, settings["test"], seed, classify)
+        labels = raw.y[rest].numpy() if classify else None
+        train_at, val_at = fold_samples(len(rest), labels, fold, seed)
+        train_idx, val_idx = rest[train_at], rest[val_at]
     x = raw.x.float()
     scale = _scaler(settings["scaling"], x[train_idx], raw.value_range)
     x = _reshape(scale(x), input_shape, settings["source"])
@@ -286,6 +313,7 @@ class Batches:
         seed: int,
         transform: Callable[[torch.Tensor, torch.Tensor, int], tuple] | None = None,
         balanced: bool = False,
+        world=None,
     ):
         self.split = split
         self.batch_size = batch_size
@@ -295,6 +323,10 @@ class Batches:
         self.transform = transform
         # training.sampling=balanced: every class drawn equally often, from this generator.
         self.balanced = BalancedDraws(split.y) if balanced else None
+        # Several data-parallel processes (studio/training/distributed.py): every one
+        # draws the same order and takes its shard of each batch, as DistributedSampler
+        # shards an epoch; batch_size is the batch of all of them together.
+        self.world = world
 
     def __len__(self) -> int:
         return (len(self.split) + self.batch_size - 1) // self.batch_size
@@ -314,9 +346,13 @@ class Batches:
         order = order.to(self.split.x.device)  # data kept on a GPU is indexed there
         for number, start in enumerate(range(skip * self.batch_size, n, self.batch_size), skip):
             idx = order[start : start + self.batch_size]
+            if self.world is not None and self.world.active:
+                idx = self.world.shard(idx)
             x, y = self.split.x[idx], self.split.y[idx]
             if self.transform is not None:
-                x, y = self.transform(x, y, key + number)
+                # Each process its own augmentation stream (rank 0's is a lone process's).
+                rank = self.world.rank if self.world is not None else 0
+                x, y = self.transform(x, y, (key + number) ^ (rank << 40))
             yield x, y
 
 

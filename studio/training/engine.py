@@ -28,8 +28,10 @@ from studio.builder import build_model
 from studio.data.augment import build_augmentation
 from studio.data.balance import ClassBalance, class_weights
 from studio.data.prepare import Batches, PreparedData, on_device, prepare_data
+from studio.data.resampling import Fold
 from studio.document import Project
 from studio.pretrained import project_folder, reporting_downloads
+from studio.training import distributed
 from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
 from studio.training.finetune import FineTuningPlan
 from studio.training.monitors import Monitors
@@ -91,6 +93,7 @@ class Trainer:
         pause: threading.Event | None = None,
         emit_hz: float = 30.0,
         data: PreparedData | None = None,
+        fold: Fold | None = None,
     ):
         self.project = project
         self.settings = project.training
@@ -109,15 +112,25 @@ class Trainer:
 
         with project_folder(base):  # RunBackbone nodes name runs relative to the project
             analysis = self.analysis = analyze(project.network)
-        self.device = pick_device(device or self.settings["device"])
+        # One of several data-parallel processes when torchrun started this one.
+        self.world = distributed.current()
+        self.device = distributed.device_for(
+            self.world, pick_device(device or self.settings["device"])
+        )
+        distributed.join(self.world, self.device)
         # Reading each loss before its update is free on the CPU; on a GPU it would stall
         # every step, so losses are checked at each flush and a Rollback undoes the damage.
         self.check_each_loss = self.device.type == "cpu"
         # A pretrained backbone may download its weights first: long work, so say how far.
         with reporting_downloads(self._download_progress()):
             self.model = build_model(project, base=base).to(self.device)
+        # What steps call: the model, or DDP around it (which averages the gradients).
+        self.forward = self.model
+        if self.world.active:
+            distributed.sync_batch_norm(self.model, self.device)
+        # A fold of an experiment trains and validates on the fold's samples.
         self.data = data or prepare_data(
-            project.data, self.model.input_shape, self.settings["seed"], base
+            project.data, self.model.input_shape, self.settings["seed"], base, fold=fold
         )
         head = project.network.nodes[analysis.output_id]
         task = head.params.get("task") if head.type == "Output" else None
@@ -156,6 +169,7 @@ class Trainer:
             self.settings["seed"],
             transform=augment,
             balanced=self.settings["sampling"] == "balanced",
+            world=self.world,
         )
         if len(self.batches) == 0:
             raise TrainingError(
@@ -168,7 +182,10 @@ class Trainer:
         self.callbacks = self._standard_callbacks() + list(callbacks)
         node_types = {nid: n.type for nid, n in project.network.nodes.items()}
         activations = {nid: n.activation for nid, n in project.network.nodes.items()}
-        self.monitors = Monitors(self.model, node_types, activations, self.settings["monitors"])
+        monitoring = self.settings["monitors"]
+        if not self.world.main:  # rank 0 watches (after the all-reduce: global gradients)
+            monitoring = {**monitoring, "enabled": False}
+        self.monitors = Monitors(self.model, node_types, activations, monitoring)
         reg = self.settings["regularization"]
         alpha = reg["elastic_alpha"]
         self.l1 = reg["l1"] + reg["elastic_net"] * alpha
@@ -285,7 +302,8 @@ class Trainer:
         deterministic_before = torch.are_deterministic_algorithms_enabled()
         if s["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.manual_seed(s["seed"])  # dropout and other global draws
+        # Dropout and other global draws; each process its own stream (rank 0: as alone).
+        torch.manual_seed(s["seed"] + self.world.rank)
         start_epoch, skip = 0, 0
         if resume is not None:
             start_epoch, skip = self._restore(resume)
@@ -302,6 +320,7 @@ class Trainer:
             )
         for cb in self.callbacks:
             cb.on_fit_start(self)
+        self._wrap()
 
         started = time.perf_counter()
         self._pending_loss: list[torch.Tensor] = []
@@ -332,8 +351,8 @@ class Trainer:
                 if outcome == "stopped":
                     status = self.stop_status or "stopped"
                     reason = self.stop_reason or "stopped by request"
-                    if self.should_stop:
-                        self._save_interrupted()
+                    if self.should_stop and not self.world.active:
+                        self._save_interrupted()  # (several processes: saved together)
                     break
                 metrics = self._epoch_metrics(epoch)
                 if self.scheduler is not None and not self.schedule_per_batch:
@@ -343,8 +362,10 @@ class Trainer:
                 self._batch_in_epoch = 0
                 self._epoch_generator_state = self.batches.generator.get_state()
                 self.epoch = epoch + 1
-                if self.run is not None:
-                    self.run.save_state("last", self.state_dict(batch_in_epoch=0))
+                self._checkpoint(batch_in_epoch=0)
+                if self.world.active:  # a finding on rank 0 stops every process here
+                    flag = torch.tensor([float(self.should_stop)], device=self.device)
+                    self.should_stop = bool(distributed.total(flag)[0] > 0)
                 if self.should_stop:
                     status, reason = self.stop_status or "early_stopped", self.stop_reason
                     break
@@ -374,8 +395,40 @@ class Trainer:
         if phase is None:
             return
         self.monitors.training_changed()
+        self._wrap()  # DDP learns which parameters train when it wraps the model
         label = self.plan.label(phase, previous)
         self.emit({"type": "phase", "step": self.step, "epoch": epoch, "label": label})
+
+    def _wrap(self) -> None:
+        """Several processes: DDP around the model, averaging the gradients in backward."""
+        if not self.world.active:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.forward = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _together(self, loss, out, y) -> tuple:
+        """Several processes, one collective per step: the whole batch's mean loss, its
+        size, its correct count, and whether any process asks to stop."""
+        n = y.shape[0]
+        right = (
+            correct_count(self.loss_name, out.detach(), y).float()
+            if self.data.is_classification
+            else torch.zeros((), device=self.device)
+        )
+        stop = float(self.stop_event.is_set() or self.should_stop)
+        numbers = torch.stack(
+            [
+                loss.detach().float() * n,
+                torch.tensor(float(n), device=self.device),
+                right,
+                torch.tensor(stop, device=self.device),
+            ]
+        )
+        distributed.total(numbers)
+        whole = numbers[1]
+        return numbers[0] / whole, whole, numbers[2], bool(numbers[3] > 0)
 
     def _train_epoch(self, epoch: int, skip: int) -> str:
         model, opt, monitors = self.model, self.optimizer, self.monitors
@@ -399,8 +452,9 @@ class Trainer:
         self._batch_in_epoch = skip
         guard, rollback = self._guard, self._rollback
         started = time.perf_counter()  # this step's clock (flushes and callbacks excluded)
+        world = self.world
         for x, y in self.batches.epoch(skip):
-            if self.stop_event.is_set():
+            if self.stop_event.is_set() and not world.active:  # several: decided together
                 self._save_interrupted()
                 return "stopped"
             while self.pause_event.is_set() and not self.stop_event.is_set():
@@ -413,13 +467,25 @@ class Trainer:
             y = y.to(self.device, non_blocking=True)
             monitors.begin_step(step)
             with no_autocast or self._autocast():
-                out = model(x)
+                out = self.forward(x)
                 loss = self.loss_fn(out.float(), y)
             monitors.forward_done()
+            reported = loss.detach()
+            if world.active:
+                if y.shape[0] == 0:  # a last batch smaller than the processes: none here
+                    loss = out.float().sum() * 0.0
+                reported, whole, right, stop = self._together(loss, out, y)
+                if stop:
+                    monitors.backward_done()
+                    self._save_interrupted()
+                    return "stopped"
+                # DDP averages the processes' gradients; weighting each loss by its share
+                # of the batch makes that the gradient of the whole batch's mean loss.
+                loss = loss * (y.shape[0] * world.size / whole)
             objective = loss + self._penalty() if (self.l1 or self.l2) else loss
             if self.check_each_loss:
                 # Judged before the update, so a step that diverged changes nothing.
-                value = loss.item()
+                value = reported.item()
                 verdict = guard.check(step, value)
                 if verdict:
                     monitors.backward_done()
@@ -454,9 +520,13 @@ class Trainer:
                 self.scheduler.step()
 
             batch = y.shape[0]
+            if world.active:  # the whole batch's numbers, the same in every process
+                batch = int(whole)
+                self._pending_correct.append(right.round().long())
+                defer = False
             self._epoch_seen += batch
-            self._pending_loss.append(loss.detach())
-            if classification:
+            self._pending_loss.append(reported)
+            if classification and not world.active:
                 if defer is None:
                     defer = out.numel() <= DEFER_CORRECT_VALUES
                 if defer:
@@ -474,7 +544,7 @@ class Trainer:
                 cb.on_step_end(self, step)
             if now - self._last_flush >= self._flush_interval and self._flush() == "diverged":
                 return "diverged"
-            if self.should_stop:
+            if self.should_stop and not world.active:  # several: at the next step, together
                 return "stopped"
             started = time.perf_counter()
         return "ok"
@@ -508,13 +578,22 @@ class Trainer:
                 "restored_step": restored_from,
             }
         )
-        if self.run is not None:
-            self.run.save_state("last", self.state_dict(batch_in_epoch=self._batch_in_epoch))
+        self._checkpoint(self._batch_in_epoch)
         return "diverged"
 
     def _save_interrupted(self) -> None:
-        if self.run is not None:
-            self.run.save_state("last", self.state_dict(batch_in_epoch=self._batch_in_epoch))
+        self._checkpoint(self._batch_in_epoch)
+
+    def _checkpoint(self, batch_in_epoch: int) -> None:
+        """The resumable checkpoint. Several processes all call this at the same step:
+        each one's random state (dropout) travels to rank 0, which writes the file."""
+        states = distributed.gather(torch.get_rng_state()) if self.world.active else None
+        if self.run is None:
+            return
+        state = self.state_dict(batch_in_epoch)
+        if states is not None:
+            state.update(world_size=self.world.size, rng_ranks=states)
+        self.run.save_state("last", state)
 
     # -- host transfers -----------------------------------------------------------------
     def _flush(self, force: bool = False) -> str:
@@ -605,15 +684,19 @@ class Trainer:
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        for start in range(0, len(split), EVAL_BATCH):
-            x = split.x[start : start + EVAL_BATCH].to(self.device)
-            y = split.y[start : start + EVAL_BATCH].to(self.device)
+        # Several processes: each evaluates its shard, and the sums are added up.
+        mine = self.world.shard(torch.arange(len(split), device=split.x.device))
+        xs, ys = (split.x[mine], split.y[mine]) if self.world.active else (split.x, split.y)
+        for start in range(0, len(ys), EVAL_BATCH):
+            x = xs[start : start + EVAL_BATCH].to(self.device)
+            y = ys[start : start + EVAL_BATCH].to(self.device)
             with self._autocast():
                 out = self.model(x)
             loss_sum += self.loss_fn(out.float(), y) * len(y)
             correct += correct_count(self.loss_name, out, y)
         self.model.train()
-        loss, right = torch.stack([loss_sum, correct.float()]).tolist()
+        sums = distributed.total(torch.stack([loss_sum, correct.float()]))
+        loss, right = sums.tolist()
         out = {"loss": loss / len(split)}
         if self.data.is_classification:
             out["accuracy"] = right / len(split)
@@ -724,7 +807,9 @@ class Trainer:
             cb.load_state_dict(cb_state)
         self.step, self.epoch = state["step"], state["epoch"]
         self.history = list(state["history"])
-        torch.set_rng_state(state["rng"])
+        distributed.check_resume(state, self.world)
+        saved = state.get("world_size", 1)
+        torch.set_rng_state(state["rng_ranks"][self.world.rank] if saved > 1 else state["rng"])
         if state["cuda_rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.batches.generator.set_state(state["generator"])

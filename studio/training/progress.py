@@ -18,10 +18,14 @@ class ProgressPrinter:
         self.quiet = quiet
         self.bar: tqdm | None = None
         self.download_bar: tqdm | None = None
+        self.fold = ""  # "fold 2 of 5" while an experiment's run trains
 
     def __call__(self, event: dict) -> None:
         kind = event["type"]
-        if kind == "start":
+        if kind == "fold":  # one run of a k-fold, bootstrap or leave-one-out experiment
+            self.fold = event["label"]
+            self.write(f"\n{event['title']}: {event['label']}")
+        elif kind == "start":
             self.bar = tqdm(
                 total=event["total_steps"],
                 initial=event["first_step"],
@@ -29,7 +33,7 @@ class ProgressPrinter:
                 file=self.stream,
                 dynamic_ncols=True,
                 disable=self.quiet,
-                desc=event["project"],
+                desc=f"{event['project']} ({self.fold})" if self.fold else event["project"],
             )
             self.write(
                 f"{event['data']}\nTraining on {event['device']}: {event['trainable_params']:,} trainable "

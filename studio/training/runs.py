@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from studio.data.resampling import Fold
 from studio.document import Project
 from studio.errors import StudioError, notice
 from studio.projectfile import save_project
@@ -45,6 +46,7 @@ except ImportError:  # Windows: no advisory locks; a running row stays running t
     fcntl = None
 
 INDEX = "index.sqlite"
+FOLD = "fold.json"  # in the folder of a run that is one fold of an experiment
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -65,6 +67,11 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+# A run of a k-fold, bootstrap or leave-one-out experiment (studio/training/experiment.py):
+# the experiment's id, and the fold as studio/data/resampling.py's Fold.
+EXPERIMENT_COLUMNS = ("experiment TEXT", "method TEXT", "fold INTEGER", "folds INTEGER")
+
+
 class RunError(StudioError):
     pass
 
@@ -80,6 +87,9 @@ def _open_index(root: Path) -> sqlite3.Connection:
         columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
         if "label" not in columns:  # an index written before runs could be renamed
             db.execute("ALTER TABLE runs ADD COLUMN label TEXT")
+        for column in EXPERIMENT_COLUMNS:  # an index written before experiments
+            if column.split()[0] not in columns:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
         db.execute("SELECT count(*) FROM runs").fetchone()
     except BaseException:
         db.close()
@@ -144,7 +154,18 @@ def _row_from_folder(folder: Path) -> tuple:
         min(losses) if losses else None,
         len(summary.get("findings", [])),
         summary.get("device"),
+        *_experiment_of(folder),
     )
+
+
+def _experiment_of(folder: Path) -> tuple:
+    """(experiment, method, fold, folds) of a run folder, from its fold.json; Nones for a
+    run that is not part of an experiment."""
+    try:
+        raw = json.loads((folder / FOLD).read_text(encoding="utf-8"))
+        return (str(raw["experiment"]), str(raw["method"]), int(raw["number"]), int(raw["count"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return (None, None, None, None)
 
 
 def _reconcile(db: sqlite3.Connection, root: Path) -> int:
@@ -157,8 +178,8 @@ def _reconcile(db: sqlite3.Connection, root: Path) -> int:
             continue
         db.execute(
             "INSERT OR IGNORE INTO runs (id, project, path, started, finished, status, epochs, "
-            "steps, seconds, best_val_accuracy, best_val_loss, findings, device) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "steps, seconds, best_val_accuracy, best_val_loss, findings, device, experiment, "
+            "method, fold, folds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             _row_from_folder(folder),
         )
         added += 1
@@ -253,18 +274,30 @@ class Run:
 
     @classmethod
     def create(
-        cls, root: str | Path, project: Project, device: str = "", resumed_from: str | None = None
+        cls,
+        root: str | Path,
+        project: Project,
+        device: str = "",
+        resumed_from: str | None = None,
+        fold: Fold | None = None,
+        experiment: str | None = None,
     ) -> Run:
+        """A new run folder and index row; `fold` and `experiment` for one run of a
+        k-fold, bootstrap or leave-one-out experiment (kept in fold.json too, so the run
+        finds its samples again when resumed or evaluated)."""
         root = Path(root)
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        run_id = new_id()
         path = root / _safe(project.name) / run_id
         (path / "checkpoints").mkdir(parents=True)
         run = cls(root, path, run_id)
         run._hold_lock()
         save_project(project, path / "project.json")
+        if fold is not None:
+            run.write_json(FOLD, {**fold.to_dict(), "experiment": experiment})
         with _connect(root) as db:
             db.execute(
-                "INSERT INTO runs (id, project, path, started, status, device, resumed_from) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO runs (id, project, path, started, status, device, resumed_from, "
+                "experiment, method, fold, folds) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     project.name,
@@ -273,9 +306,30 @@ class Run:
                     "running",
                     device,
                     resumed_from,
+                    experiment if fold else None,
+                    fold.method if fold else None,
+                    fold.number if fold else None,
+                    fold.count if fold else None,
                 ),
             )
         return run
+
+    def fold(self) -> Fold | None:
+        """Which fold of an experiment this run is (None: a holdout run)."""
+        path = self.path / FOLD
+        if not path.is_file():
+            return None
+        try:
+            return Fold.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise RunError(
+                f"The run's fold file '{path}' is damaged ({err}); without it the run's "
+                "training and validation samples are unknown."
+            ) from None
+
+    def experiment(self) -> str | None:
+        """The id of the experiment this run is a fold of (None: a holdout run)."""
+        return _experiment_of(self.path)[0]
 
     @classmethod
     def open(cls, root: str | Path, ref: str) -> Run:
@@ -481,6 +535,11 @@ def list_runs(root: str | Path, project: str | None = None) -> list[dict]:
             (checkpoints / "last.state.pt").is_file() or (checkpoints / "prev.state.pt").is_file()
         )
     return rows
+
+
+def new_id() -> str:
+    """A run's (or an experiment's) id: when it started, and a few random letters."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def _previous(folder: Path, name: str) -> Path:

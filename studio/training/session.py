@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from studio.analysis import analyze
+from studio.data.prepare import PreparedData
+from studio.data.resampling import Fold
 from studio.document import Project
 from studio.errors import StudioError
 from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
+from studio.training import distributed
 from studio.training.diagnosis import Diagnosis, Finding
 from studio.training.engine import FitResult, Trainer
 from studio.training.runs import Run
@@ -43,12 +46,27 @@ def train(
     pause: threading.Event | None = None,
     emit_hz: float = 30.0,
     force: bool = False,
+    fold: Fold | None = None,
+    experiment: str | None = None,
+    data: PreparedData | None = None,
 ) -> TrainingOutcome:
-    """Train a project; keeps a run folder under runs_root (None: keep nothing)."""
+    """Train a project once; keeps a run folder under runs_root (None: keep nothing).
+
+    `fold`, `experiment`: this run is one fold of a k-fold, bootstrap or leave-one-out
+    experiment (studio/training/experiment.py runs them all); `data`: its splits, when
+    the caller prepared them already. A resumed fold keeps its fold and experiment."""
     listeners = list(listeners)
+    world = distributed.current()
+    if not world.main:
+        # One of several data-parallel processes: rank 0 keeps the run folder, the
+        # events and the diagnosis; this one trains its shard and says nothing.
+        runs_root, listeners = None, []
     state = resume.load_state("last") if resume else None
+    if state is not None:
+        distributed.check_resume(state, world)
     if resume is not None:
         project = resume.project()
+        fold, experiment = resume.fold(), resume.experiment()
     analysis = analyze(project.network)
     chosen = str(pick_device(device or project.training.get("device", "auto")))
     if analysis.ok and not force:
@@ -57,16 +75,19 @@ def train(
             raise StudioError(needs.sentence())
     trainer_box: list[Trainer] = []
     diagnosis = Diagnosis(project, on_finding=lambda f: trainer_box[0].report_finding(f))
+    watchers = [diagnosis, *listeners] if world.main else []
     run = None
     try:
         trainer = Trainer(
             project,
             base=base,
             device=device,
-            listeners=[diagnosis, *listeners],
+            listeners=watchers,
             stop=stop,
             pause=pause,
             emit_hz=emit_hz,
+            data=data,
+            fold=fold,
         )
     except Exception as err:
         if is_out_of_memory(err):
@@ -77,7 +98,12 @@ def train(
     trainer_box.append(trainer)
     if runs_root is not None:
         run = Run.create(
-            runs_root, project, str(trainer.device), resumed_from=resume.id if resume else None
+            runs_root,
+            project,
+            str(trainer.device),
+            resumed_from=resume.id if resume else None,
+            fold=fold,
+            experiment=experiment,
         )
         trainer.run = run
         series = _SeriesLog()
@@ -88,7 +114,9 @@ def train(
         error = err if isinstance(err, StudioError) else None
         if is_out_of_memory(err):
             error = StudioError(out_of_memory_sentence(project, analysis, chosen))
-        if run is not None:
+        if run is not None and distributed.peer_lost(err):
+            run.release()  # another process died: interrupted, resumable, not failed
+        elif run is not None:
             run.fail(
                 str(error)
                 if error is not None
@@ -111,8 +139,15 @@ def train(
         "findings": [f.to_dict() for f in diagnosis.findings],
         "data": trainer.data.report(),
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "processes": world.size,
+        "batch_size": {
+            "global": project.training["batch_size"],
+            "per_process": -(-project.training["batch_size"] // world.size),
+        },
         "weights": {k: str(v) for k, v in getattr(trainer.model, "weights_reports", {}).items()},
     }
+    if fold is not None:
+        summary["fold"] = {**fold.to_dict(), "experiment": experiment}
     if run is not None:
         series.save(run.path / "series.npz")
         run.write_json("findings.json", summary["findings"])

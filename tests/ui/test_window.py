@@ -141,3 +141,36 @@ def test_two_runs_can_be_overlaid(qtbot):
     assert np.isfinite(window.plots.history.val_loss.data).any()
     assert np.isfinite(window.plots.comparison.val_loss.data).any()
     assert window.plots.loss.comparison_label == window.runs.table.item(1, 0).text()
+
+
+def test_kfold_from_the_window_groups_its_runs_as_one_experiment(qtbot):
+    window = window_with(qtbot, "digits_mlp", "training.epochs=1", "data.classes=[0,1,2]")
+    window.model.project.network.nodes["classes"].params["units"] = 3
+    form = window.training_panel.forms["validation"]
+    assert not form.widgets["folds"].isVisible()  # folds mean nothing to holdout
+    combo = form.widgets["method"]
+    combo.activated.emit(combo.findText("kfold"))  # as a person picks it
+    assert window.model.project.training["validation"]["method"] == "kfold"
+    assert form.widgets["folds"].isVisible() and not form.widgets["repeats"].isVisible()
+    form.widgets["folds"].setValue(3)
+    with qtbot.waitSignal(window.training.finished, timeout=120000) as done:
+        window.act_train.trigger()
+    summary = done.args[0]
+    assert summary["runs_done"] == 3 and "val_accuracy" in summary["metrics"]
+    assert "3-fold cross-validation" in window.statusBar().currentMessage()
+    assert "±" in window.statusBar().currentMessage()
+    table = window.runs.table
+    assert table.rowCount() == 4  # the experiment, then its three runs
+    assert table.item(0, 0).text() == "3-fold cross-validation"
+    mean = summary["metrics"]["val_accuracy"]["mean"]
+    assert table.item(0, 3).text().startswith(f"{mean:.2%} ± ")
+    assert [table.item(r, 0).text().split(" · ")[0].strip() for r in (1, 2, 3)] == [
+        "fold 1 of 3",
+        "fold 2 of 3",
+        "fold 3 of 3",
+    ]
+    assert "95% CI" in table.item(0, 3).toolTip()
+    # The Evaluation tab shows a fold's run; deleting the experiment deletes its runs.
+    qtbot.waitUntil(lambda: window.evaluation.report is not None, timeout=60000)
+    window.runs.delete(0, confirm=False)
+    assert table.rowCount() == 0
