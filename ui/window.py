@@ -91,6 +91,13 @@ class MainWindow(QMainWindow):
         self._eta_origin: tuple[float, int] | None = None  # (time, step) the rate counts from
         self._total_steps = 0
         self._fold = ""  # "fold 2 of 5 · " while an experiment's run trains
+        # File → Watch Run…: (run folder, its event log's reader), polled a few times a
+        # second.
+        self._watched = None
+        self._watch_idle = 0
+        self._watch_timer = QTimer(self)
+        self._watch_timer.setInterval(250)
+        self._watch_timer.timeout.connect(self._poll_watched)
         self._first_step = 0
         self._train_samples: int | None = None  # from a run's start event, when it says
         # Node health marks follow the plots' history at a few Hz, not per event.
@@ -206,6 +213,12 @@ class MainWindow(QMainWindow):
             "&Export…", self.export, "Ctrl+E", "export", "Export to ONNX or safetensors"
         )
         self.act_quit = self._action("&Quit", self.close, QKeySequence.Quit)
+        self.act_watch = self._action(
+            "&Watch Run…",
+            lambda: self.watch_run(),
+            tip="Follow a run another process is training (studio train, a cluster job): "
+            "its live plots and findings, read-only",
+        )
         self.act_undo = stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcut(QKeySequence.Undo)
         self.act_undo.setIcon(icon("undo"))
@@ -273,6 +286,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = menu.addMenu("Open &Recent")
         menu.addSeparator()
         menu.addActions([self.act_save, self.act_save_as, self.act_export])
+        menu.addSeparator()
+        menu.addAction(self.act_watch)
         menu.addSeparator()
         menu.addAction(self.act_quit)
         edit = self.menuBar().addMenu("&Edit")
@@ -647,6 +662,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.Yes:
                 return
             force = True
+        self.stop_watching()  # the plots show this run now
         self.findings.new_run()
         self._fold = ""
         self.statusBar().clearMessage()  # "Training stopped…" was the last run's news
@@ -745,6 +761,82 @@ class MainWindow(QMainWindow):
             if kind in ("flow", "activations") and not self._health_timer.isActive():
                 self._health_timer.start()
         self.plots.refresh()
+
+    # -- watching a run another process trains -----------------------------------------
+    def watch_run(self, folder: Path | None = None) -> None:
+        """Follow a run folder's event log (File → Watch Run…): its plots and findings
+        fill as the run writes them; nothing here can change it."""
+        from studio.training.eventlog import EVENTS, EventTail
+
+        if folder is None:
+            chosen = QFileDialog.getExistingDirectory(
+                self, "Watch a run: choose its run folder", str(self.runs_root)
+            )
+            if not chosen:
+                return
+            folder = Path(chosen)
+        folder = Path(folder)
+        if not (folder / "project.json").is_file():
+            QMessageBox.warning(
+                self,
+                "Not a run folder",
+                f"'{folder}' is not a run folder: it has no project.json. Choose the folder "
+                "of one run (runs/<project>/<run id>).",
+            )
+            return
+        if self.training.running:
+            self.statusBar().showMessage("Stop training first: the plots show that run.", 6000)
+            return
+        if not (folder / EVENTS).is_file() and (folder / "summary.json").is_file():
+            QMessageBox.information(
+                self,
+                "Nothing to watch",
+                f"The run '{folder.name}' ended before runs kept an event log; Runs → "
+                "tick it → Compare shows its curves.",
+            )
+            return
+        self.stop_watching()
+        self.findings.new_run()
+        self.plots.clear(draw_now=False)
+        self.canvas.clear_highlight()
+        self.canvas.set_health({})
+        self._fold = ""
+        self._watched = (folder, EventTail(folder))
+        self._watch_idle = 0
+        self.progress.show()
+        self.statusBar().showMessage(f"Watching the run {folder.name} (read-only)…")
+        self._watch_timer.start()
+        self._poll_watched()
+
+    def stop_watching(self) -> None:
+        self._watch_timer.stop()
+        self._watched = None
+
+    def _poll_watched(self) -> None:
+        from studio.training.runs import alive
+
+        if self._watched is None:
+            return
+        folder, tail = self._watched
+        events = tail.read()
+        if events:
+            self._watch_idle = 0
+            self._on_events(events)
+        else:
+            self._watch_idle += 1
+        ended = next((e for e in reversed(events) if e["type"] == "end"), None)
+        # A run whose process died writes no end: its lock tells (after a quiet while).
+        gone = not events and self._watch_idle >= 8 and not alive(folder)
+        if ended is not None or gone:
+            self.stop_watching()
+            self.progress.hide()
+            what = (
+                f"{ended['status'].replace('_', ' ')}: {ended['reason']}"
+                if ended is not None
+                else "its process is gone (interrupted)"
+            )
+            self.statusBar().showMessage(f"The watched run {folder.name} ended, {what}.", 15000)
+            self.runs.refresh()
 
     def _update_health(self) -> None:
         """Each node's mark from the newest gradient flow and activation numbers."""

@@ -226,6 +226,11 @@ def _alive(folder: Path) -> bool:
     return False
 
 
+def alive(folder: Path) -> bool:
+    """Whether a process is still training into this run folder."""
+    return _alive(Path(folder))
+
+
 def rename_run(root: str | Path, run_id: str, label: str) -> None:
     """Give a run a name of the person's choosing ("" goes back to its start time)."""
     with _connect(Path(root)) as db:

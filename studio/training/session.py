@@ -22,6 +22,7 @@ from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
 from studio.training import distributed
 from studio.training.diagnosis import Diagnosis, Finding
 from studio.training.engine import FitResult, Trainer
+from studio.training.eventlog import EventLog
 from studio.training.runs import Run
 from studio.training.setup import pick_device
 
@@ -107,10 +108,14 @@ def train(
         )
         trainer.run = run
         series = _SeriesLog()
-        trainer.listeners.extend([_RunLog(run), series])
+        # events.jsonl: what File → Watch Run… follows (studio/training/eventlog.py).
+        log = EventLog(run.path)
+        trainer.listeners.extend([_RunLog(run), series, log])
     try:
         result = trainer.fit(resume=state)
     except BaseException as err:
+        if run is not None:
+            log.close()
         error = err if isinstance(err, StudioError) else None
         if is_out_of_memory(err):
             error = StudioError(out_of_memory_sentence(project, analysis, chosen))

@@ -174,3 +174,45 @@ def test_kfold_from_the_window_groups_its_runs_as_one_experiment(qtbot):
     qtbot.waitUntil(lambda: window.evaluation.report is not None, timeout=60000)
     window.runs.delete(0, confirm=False)
     assert table.rowCount() == 0
+
+
+def test_watch_run_follows_a_run_the_command_line_trains(qtbot, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "runs"
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            str(EXAMPLES / "digits_mlp.json"),
+            "--out",
+            str(out),
+            "--quiet",
+            "--set=training.epochs=100",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 120
+        while not list(out.glob("*/*/events.jsonl")) and time.time() < deadline:
+            assert job.poll() is None, job.stderr.read()
+            time.sleep(0.1)
+        [log] = list(out.glob("*/*/events.jsonl"))
+        window = window_with(qtbot, "digits_cnn")
+        window.watch_run(log.parent)
+        assert "Watching the run" in window.statusBar().currentMessage()
+        qtbot.waitUntil(lambda: len(window.plots.history.step) > 0, timeout=60000)
+        seen = len(window.plots.history.step)
+        qtbot.waitUntil(lambda: window._watched is None, timeout=120000)  # it ended
+        assert len(window.plots.history.step) > seen  # the plots grew as it trained
+        assert "ended, completed" in window.statusBar().currentMessage()
+        assert np.isfinite(window.plots.history.val_loss.data).sum() == 100  # every epoch
+        assert not window.act_stop.isEnabled()  # watching controls nothing
+    finally:
+        job.kill()
+        job.wait()
