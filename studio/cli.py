@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN", help="continue a stopped run (its id, folder, or 'last')"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    # Where the project's relative data paths start (default: the project file's folder).
+    train.add_argument("--base", metavar="DIR", help=argparse.SUPPRESS)
     parallel = train.add_argument_group(
         "data-parallel training (torchrun; see docs/scaling.md)",
         "training.batch_size is the batch of all processes together.",
@@ -375,10 +377,17 @@ def run_train(args) -> int:
     from studio.training.session import train
 
     world = distributed.current()
-    if args.nproc and not world.active:  # start the processes; each runs this command
-        from studio.training.launch import launch
+    if not world.active:  # --nproc, or training.processes: start the processes
+        settings = (
+            Run.open(args.out, args.resume).project() if args.resume else _load(args)
+        ).training
+        args.nproc = args.nproc or distributed.processes_for(
+            settings["processes"], args.device or settings["device"]
+        )
+        if args.nproc > 1:  # each process runs this command
+            from studio.training.launch import launch
 
-        return launch(args, args.argv)
+            return launch(args, args.argv)
     if not world.main:  # rank 0 speaks for the job
         args.quiet, args.json, args.export_onnx = True, False, None
 
@@ -387,6 +396,8 @@ def run_train(args) -> int:
         raise StudioError("Give a project file to train, or --resume RUN to continue one.")
     project = resume.project() if resume else _load(args)
     base = Path(args.project).resolve().parent if args.project else Path(".")
+    if args.base:  # the window trains a copy of an unsaved project kept elsewhere
+        base = Path(args.base).resolve()
     stop = threading.Event()
 
     def on_interrupt(signum, frame):

@@ -128,6 +128,18 @@ TRAINING: Section = {
         "Where to train: auto picks CUDA, then MPS, then CPU.",
         choices=("auto", "cpu", "cuda", "mps"),
     ),
+    "processes": Param(
+        "processes",
+        "int_or_choice",
+        1,
+        "Data-parallel processes (torchrun; docs/scaling.md). 1: train in one process. N: "
+        "train in N processes, one per GPU (on the CPU they share the cores), "
+        "training.batch_size being their batch together. auto: one per GPU when there "
+        "are several, else 1.",
+        1,
+        256,
+        choices=("auto",),
+    ),
     "precision": Param(
         "precision",
         "choice",

@@ -29,6 +29,7 @@ from studio.projectfile import load_project, save_project
 from studio.report import human_count
 from studio.settings import DATA, TRAINING
 from studio.shapes_text import describe
+from studio.training.eventlog import EventTail
 from studio.training.health import layer_health, node_health
 from studio.training.runs import Run
 from studio.training.setup import pick_device
@@ -95,6 +96,10 @@ class MainWindow(QMainWindow):
         # second.
         self._watched = None
         self._watch_idle = 0
+        # Train with training.processes > 1: a `studio train --nproc N` subprocess, whose
+        # run folder is followed like a watched one (ui/parallel.py).
+        self._job = None
+        self._job_paused = False
         self._watch_timer = QTimer(self)
         self._watch_timer.setInterval(250)
         self._watch_timer.timeout.connect(self._poll_watched)
@@ -646,12 +651,13 @@ class MainWindow(QMainWindow):
         if not self.model.analysis.ok:
             self.check()
             return
-        if self.training.running:
+        if self.training.running or self._job is not None:
             answer = QMessageBox.question(
                 self, "Training is running", "Stop the current run and start a new one?"
             )
             if answer != QMessageBox.Yes:
                 return
+            self._end_job(wait=True)
         force = False
         if self._memory is not None and not self._memory.fits:
             answer = QMessageBox.question(
@@ -671,8 +677,31 @@ class MainWindow(QMainWindow):
         self.canvas.clear_highlight()
         self.canvas.set_health({})
         base = self.model.path.parent if self.model.path else Path.cwd()
-        self.training.start(self.model.project, self.runs_root, base, force=force)
+        processes = self._processes()
+        if processes > 1:  # torchrun's processes train; the window follows rank 0's log
+            self._start_job(processes, base, force)
+        else:
+            self.training.start(self.model.project, self.runs_root, base, force=force)
         _bring_forward(self.plots_dock)
+
+    def _processes(self) -> int:
+        from studio.training.distributed import processes_for
+
+        t = self.model.project.training
+        return processes_for(t["processes"], t["device"])
+
+    def _start_job(self, processes: int, base: Path, force: bool) -> None:
+        from ui.parallel import ParallelJob
+
+        self._job = ParallelJob(self.model.project, self.runs_root, base, processes, force)
+        self._watched = None
+        self._watch_idle = 0
+        self._on_state("running")
+        self.progress.show()
+        self.statusBar().showMessage(
+            f"Starting {processes} data-parallel training processes (torchrun)…"
+        )
+        self._watch_timer.start()
 
     def find_learning_rate(self) -> None:
         if not self.model.analysis.ok:
@@ -691,12 +720,22 @@ class MainWindow(QMainWindow):
             )
 
     def toggle_pause(self) -> None:
+        if self._job is not None:  # several processes: a pause file they all wait on
+            self._job_paused = not self._job_paused
+            self._job.pause(self._job_paused)
+            self._on_state("paused" if self._job_paused else "running")
+            return
         if self.training.state == "paused":
             self.training.resume()
         else:
             self.training.pause()
 
     def stop_training(self) -> None:
+        if self._job is not None:
+            self._job.pause(False)
+            self._job.stop()
+            self._on_state("stopping")
+            return
         self.training.stop()
 
     def _on_state(self, state: str) -> None:
@@ -766,7 +805,7 @@ class MainWindow(QMainWindow):
     def watch_run(self, folder: Path | None = None) -> None:
         """Follow a run folder's event log (File → Watch Run…): its plots and findings
         fill as the run writes them; nothing here can change it."""
-        from studio.training.eventlog import EVENTS, EventTail
+        from studio.training.eventlog import EVENTS
 
         if folder is None:
             chosen = QFileDialog.getExistingDirectory(
@@ -812,9 +851,52 @@ class MainWindow(QMainWindow):
         self._watch_timer.stop()
         self._watched = None
 
+    def _end_job(self, wait: bool = False, closing: bool = False) -> None:
+        """The training processes are done: show the run as a finished run, or say why
+        it failed in their own sentence."""
+        import json
+
+        job = self._job
+        if job is None:
+            return
+        if wait and not job.finished:
+            job.stop()
+            try:
+                job.process.wait(60)
+            except Exception:
+                job.process.kill()
+        folder = job.run_folder()
+        summary = None
+        if folder is not None and (folder / "summary.json").is_file():
+            try:
+                summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                summary = None
+        ended_well = job.process.poll() in (0, 130)  # 130: stopped (Ctrl-C / Stop)
+        if summary is None or summary.get("status") == "failed" or not ended_well:
+            summary = {"status": "failed", "error": job.error()}
+        self._job, self._job_paused = None, False
+        self.stop_watching()
+        job.close()
+        self._on_state("idle")
+        if not closing:
+            self._on_finished(summary)
+
     def _poll_watched(self) -> None:
         from studio.training.runs import alive
 
+        job = self._job
+        if job is not None and self._watched is None:
+            folder = job.run_folder()
+            if folder is not None:
+                self._watched = (folder, EventTail(folder))
+                self.statusBar().showMessage(
+                    f"Training in {job.processes} data-parallel processes (torchrun); Pause "
+                    "and Stop act on all of them."
+                )
+            elif job.finished:  # it ended before it made a run folder: say why
+                self._end_job()
+                return
         if self._watched is None:
             return
         folder, tail = self._watched
@@ -825,6 +907,10 @@ class MainWindow(QMainWindow):
         else:
             self._watch_idle += 1
         ended = next((e for e in reversed(events) if e["type"] == "end"), None)
+        if job is not None:
+            if job.finished and not events:
+                self._end_job()
+            return
         # A run whose process died writes no end: its lock tells (after a quiet while).
         gone = not events and self._watch_idle >= 8 and not alive(folder)
         if ended is not None or gone:
@@ -1055,6 +1141,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.training.stop(wait=True)
+        self._end_job(wait=True, closing=True)
         self.notices.close()
         # A preview still being drawn must not outlive its window (it reads the project).
         for job in self.findChildren(BackgroundJob):

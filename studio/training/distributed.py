@@ -86,6 +86,16 @@ def check_resume(state: dict, world: World) -> None:
         )
 
 
+def processes_for(setting, device: str = "auto") -> int:
+    """How many processes `training.processes` asks for: a number, or auto (one per GPU
+    when CUDA has several, else 1)."""
+    if setting != "auto":
+        return int(setting)
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return max(1, torch.cuda.device_count())
+    return 1
+
+
 def device_for(world: World, requested: torch.device) -> torch.device:
     """Each process on a machine takes its own GPU (LOCAL_RANK); the CPU is shared."""
     if world.active and requested.type == "cuda":

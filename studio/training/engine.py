@@ -424,11 +424,35 @@ class Trainer:
                 torch.tensor(float(n), device=self.device),
                 right,
                 torch.tensor(stop, device=self.device),
+                torch.tensor(float(self._pause_asked()), device=self.device),
             ]
         )
         distributed.total(numbers)
         whole = numbers[1]
-        return numbers[0] / whole, whole, numbers[2], bool(numbers[3] > 0)
+        stopped = bool(numbers[3] > 0)
+        if numbers[4] > 0 and not stopped:
+            stopped = self._paused_together()
+        return numbers[0] / whole, whole, numbers[2], stopped
+
+    def _pause_asked(self) -> bool:
+        """Pause, for several processes: the window's Pause (a `pause` file in the run
+        folder, which rank 0 looks for), or this process's pause event."""
+        if self.pause_event.is_set():
+            return True
+        return self.run is not None and (self.run.path / "pause").exists()
+
+    def _paused_together(self) -> bool:
+        """Every process waits while any asks to pause; True when asked to stop meanwhile."""
+        while True:
+            time.sleep(0.1)
+            flags = torch.tensor(
+                [float(self.stop_event.is_set()), float(self._pause_asked())], device=self.device
+            )
+            distributed.total(flags)
+            if flags[0] > 0:
+                return True
+            if flags[1] == 0:
+                return False
 
     def _train_epoch(self, epoch: int, skip: int) -> str:
         model, opt, monitors = self.model, self.optimizer, self.monitors

@@ -216,3 +216,29 @@ def test_watch_run_follows_a_run_the_command_line_trains(qtbot, tmp_path):
     finally:
         job.kill()
         job.wait()
+
+
+def test_train_with_two_processes_runs_torchrun_and_pause_and_stop_reach_them(qtbot):
+    import json
+
+    window = window_with(qtbot, "digits_cnn", "training.epochs=50", "training.processes=2")
+    window.act_train.trigger()
+    assert window._job is not None and not window.training.running  # not in this process
+    qtbot.waitUntil(lambda: len(window.plots.history.step) > 0, timeout=120000)
+    folder = window._job.run_folder()
+    window.act_pause.trigger()
+    assert (folder / "pause").exists() and window.act_pause.text() == "&Resume"
+    qtbot.wait(1000)  # the step in flight ends, then every process waits
+    size = (folder / "events.jsonl").stat().st_size
+    qtbot.wait(1500)
+    assert (folder / "events.jsonl").stat().st_size == size  # no step while paused
+    window.act_pause.trigger()
+    assert not (folder / "pause").exists()
+    window.act_stop.trigger()
+    qtbot.waitUntil(lambda: window._job is None, timeout=120000)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["processes"] == 2
+    assert summary["epochs"] < 50
+    assert (folder / "checkpoints" / "last.state.pt").is_file()  # resumable
+    assert "Stopped" in window.statusBar().currentMessage() or "stopped" in window.eta.text()
+    assert not window.act_stop.isEnabled()
