@@ -521,7 +521,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@settings(max_examples=200, **SETTINGS)
+@settings(max_examples=120, **SETTINGS)
 @given(case=networks(), seed=st.integers(0, 2**31 - 1))
 def test_shape_inference_matches_the_real_forward_pass(case: Case, seed: int) -> None:
     record_events(case)
