@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except StudioError as err:
+        if os.environ.get("RANK", "0") != "0":  # a data-parallel process: rank 0 says it
+            return EXIT_INVALID
         return fail(str(err), getattr(args, "json", False))
     except KeyboardInterrupt:
         print("studio: stopped.", file=sys.stderr)
@@ -377,6 +379,10 @@ def run_train(args) -> int:
     from studio.training.session import train
 
     world = distributed.current()
+    if args.nproc is not None and args.nproc < 1:
+        raise StudioError(f"--nproc must be 1 or more, not {args.nproc}.")
+    if not args.resume and not args.project:
+        raise StudioError("Give a project file to train, or --resume RUN to continue one.")
     if not world.active:  # --nproc, or training.processes: start the processes
         settings = (
             Run.open(args.out, args.resume).project() if args.resume else _load(args)
@@ -384,6 +390,9 @@ def run_train(args) -> int:
         args.nproc = args.nproc or distributed.processes_for(
             settings["processes"], args.device or settings["device"]
         )
+        if args.resume:  # refused here, in one sentence, rather than by every process
+            state = Run.open(args.out, args.resume).load_state("last")
+            distributed.check_resume(state, distributed.World(0, max(args.nproc, 1)))
         if args.nproc > 1:  # each process runs this command
             from studio.training.launch import launch
 

@@ -71,14 +71,16 @@ def launch(args, argv: list[str]) -> int:
         raise StudioError("--nproc must be 1 or more.")
     # Each process gets its share of the CPU's threads (torchrun would give each one).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
-    # Its agent's own log lines (signals forwarded, workers closed) say what the one
-    # sentence below says; warnings and errors still show.
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    # Its agent's own log lines (signals forwarded, workers closed, a worker failed) say
+    # what the one sentence below says.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     started = time.time()
     config = get_args_parser().parse_args(torchrun_argv(args, worker_argv(argv)))
     try:
         run(config)
     except ChildFailedError as err:
+        if 0 in err.failures and err.failures[0].exitcode == 1:
+            return 1  # rank 0 refused in its own sentence (the others said nothing)
         # The first to fail: the others fail after it, when their collectives break.
         rank, failure = min(err.failures.items(), key=lambda item: item[1].timestamp)
         how = (
