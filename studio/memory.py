@@ -132,7 +132,13 @@ def data_bytes(project: Project, analysis: Analysis, base: Path | None = None) -
     info = analysis.layers.get(analysis.input_id or "")
     if info is None or not info.output_shape:
         return 0
-    return data_samples(project, base) * math.prod(info.output_shape) * FLOAT_BYTES
+    samples, size = data_samples(project, base), math.prod(info.output_shape)
+    if project.data.get("source") == "image_folder":
+        from studio.data.sources import on_disk
+
+        if on_disk(project.data.get("storage", "auto"), samples, "L", (1, size)):
+            return 0  # a disk cache, read a batch at a time: no copy is held
+    return samples * size * FLOAT_BYTES
 
 
 def data_samples(project: Project, base: Path | None = None) -> int:

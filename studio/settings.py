@@ -102,6 +102,17 @@ _DATA: Section = {
     ),
     "test": Param("test", "float", 0.0, "Fraction held out for a final test.", 0.0, 0.9),
     "shuffle": Param("shuffle", "bool", True, "Shuffle training samples every epoch."),
+    "storage": Param(
+        "storage",
+        "choice",
+        "auto",
+        "Where an image folder's decoded images are kept. memory: in RAM (fastest to "
+        "start, needs 4 bytes a pixel). disk: decoded once into a cache file "
+        "(~/.cache/studio/decoded), so RAM use stays flat however many images, and later "
+        "runs skip decoding. auto: disk when the images would take more than a quarter "
+        "of the free RAM (or 2 GB), memory otherwise.",
+        choices=("auto", "memory", "disk"),
+    ),
     "workers": Param(
         "workers",
         "int",

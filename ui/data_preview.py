@@ -29,10 +29,14 @@ def sample_grid(settings: dict, input_shape: tuple, seed: int, base) -> dict:
     from studio.data.prepare import prepare_data
 
     data = prepare_data({**settings, "scaling": "unit"}, input_shape, seed, base)
-    x, y = data.train.x.numpy(), data.train.y.numpy()
+    import torch
+
+    x, y = data.train.x, data.train.y.numpy()
     samples = []
     for index, name in enumerate(data.classes[:MAX_CLASSES]):
-        chosen = x[y == index][:PER_CLASS]
+        # Indexed, not copied whole: a disk-cached split gives just these few.
+        picked = np.flatnonzero(y == index)[:PER_CLASS]
+        chosen = x[torch.as_tensor(picked)].numpy() if len(picked) else []
         samples.append((name, [_as_image(s) for s in chosen]))
     balance = (
         ClassBalance.of(data.train.y, data.classes, "the training split")

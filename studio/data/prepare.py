@@ -42,6 +42,59 @@ def data_sources() -> dict:
         return _sources
 
 
+class Samples:
+    """Samples decoded as uint8 into a disk cache (data.storage, studio/data/cache.py),
+    made float, scaled and shaped a batch at a time: RAM holds the batch, not the split.
+
+    It answers what training and evaluation ask of a split's samples tensor: indexing
+    (a number, a slice or sample numbers), len, shape, per-channel amin/amax (computed
+    in chunks) and numpy() (the whole split: for small previews only).
+    """
+
+    dtype = torch.float32
+    device = torch.device("cpu")
+    CHUNK = 1024
+
+    def __init__(self, storage: torch.Tensor, rows: torch.Tensor, scale, sample_shape):
+        self.storage, self.rows, self.scale = storage, rows, scale
+        self.sample_shape = tuple(sample_shape)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.sample_shape)
+
+    def dim(self) -> int:
+        return 1 + len(self.sample_shape)
+
+    def numel(self) -> int:
+        return int(np.prod(self.shape))
+
+    def element_size(self) -> int:
+        return 4
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        one = isinstance(idx, (int, np.integer)) or (torch.is_tensor(idx) and idx.dim() == 0)
+        rows = self.rows[idx].reshape(-1)
+        x = self.scale(self.storage[rows]).reshape(len(rows), *self.sample_shape)
+        return x[0] if one else x
+
+    def _reduce(self, fn, dims) -> torch.Tensor:
+        parts = [fn(self[i : i + self.CHUNK], dims) for i in range(0, len(self), self.CHUNK)]
+        return fn(torch.stack(parts), 0)
+
+    def amin(self, dims) -> torch.Tensor:
+        return self._reduce(torch.amin, dims)
+
+    def amax(self, dims) -> torch.Tensor:
+        return self._reduce(torch.amax, dims)
+
+    def numpy(self) -> np.ndarray:
+        return self[:].numpy()
+
+
 @dataclass
 class Split:
     x: torch.Tensor
@@ -133,12 +186,21 @@ def prepare_data(
         labels = raw.y[rest].numpy() if classify else None
         train_at, val_at = fold_samples(len(rest), labels, fold, seed)
         train_idx, val_idx = rest[train_at], rest[val_at]
-    x = raw.x.float()
-    scale = _scaler(settings["scaling"], x[train_idx], raw.value_range)
-    x = _reshape(scale(x), input_shape, settings["source"])
+    if raw.rows is not None:  # decoded into a disk cache: scaled a batch at a time
+        shape = _shape_for(tuple(raw.x.shape[1:]), input_shape, settings["source"])
+        scale = _lazy_scaler(settings["scaling"], raw.x, raw.rows[train_idx], raw.value_range)
 
-    def part(idx) -> Split:
-        return Split(x[idx], raw.y[idx], torch.as_tensor(idx, dtype=torch.int64))
+        def part(idx) -> Split:
+            idx = torch.as_tensor(idx, dtype=torch.int64)
+            return Split(Samples(raw.x, raw.rows[idx], scale, shape), raw.y[idx], idx)
+
+    else:
+        x = raw.x.float()
+        scale = _scaler(settings["scaling"], x[train_idx], raw.value_range)
+        x = _reshape(scale(x), input_shape, settings["source"])
+
+        def part(idx) -> Split:
+            return Split(x[idx], raw.y[idx], torch.as_tensor(idx, dtype=torch.int64))
 
     return PreparedData(
         part(train_idx),
@@ -186,6 +248,15 @@ def _keep_classes(raw: RawData, keep: list[int]) -> RawData:
     mask = torch.isin(raw.y, torch.tensor(keep))
     remap = torch.full((len(raw.classes),), -1, dtype=torch.int64)
     remap[torch.tensor(keep)] = torch.arange(len(keep))
+    if raw.rows is not None:  # a disk cache: the same file, fewer rows
+        return replace(
+            raw,
+            y=remap[raw.y[mask]],
+            rows=raw.rows[mask],
+            classes=[raw.classes[k] for k in keep],
+            description=raw.description + f" (classes {', '.join(raw.classes[k] for k in keep)})",
+            origins=[o for o, m in zip(raw.origins, mask.tolist()) if m] if raw.origins else [],
+        )
     return RawData(
         raw.x[mask],
         remap[raw.y[mask]],
@@ -229,6 +300,53 @@ def split_indices(y: torch.Tensor, validation: float, test: float, seed: int, st
     )
 
 
+def _lazy_scaler(kind: str, storage: torch.Tensor, train_rows: torch.Tensor, value_range):
+    """The scaling of a disk-cached split, as _scaler scales (z-score statistics summed
+    over the training rows a chunk at a time): uint8 in, float out, one multiply-add
+    per channel done in place, so a batch costs one copy."""
+    channels = storage.shape[1]
+    lo, hi = value_range if value_range is not None else (0.0, 255.0)
+    span = (hi - lo) or 1.0
+    if kind == "none":
+        scale, shift = torch.ones(channels), torch.zeros(channels)
+    elif kind in ("unit", "symmetric", "imagenet"):
+        scale, shift = torch.full((channels,), 1 / span), torch.full((channels,), -lo / span)
+        if kind == "symmetric":
+            scale, shift = scale * 2, shift * 2 - 1
+        elif kind == "imagenet":
+            _scaler(kind, storage[train_rows[:1]].float(), value_range)  # its refusals
+            mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+            scale, shift = scale / std, (shift - mean) / std
+    elif kind == "zscore":
+        mean, std = _channel_stats(storage, train_rows)
+        scale, shift = 1 / std, -mean / std
+    else:
+        raise DataError(f"Field 'data.scaling': unknown scaling '{kind}'.")
+    view = (-1,) + (1,) * (storage.dim() - 2)
+    scale, shift = scale.float().view(view), shift.float().view(view)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float32).mul_(scale).add_(shift)
+
+    return apply
+
+
+def _channel_stats(storage: torch.Tensor, rows: torch.Tensor) -> tuple:
+    """Per-channel mean and standard deviation (n - 1) of the given rows, a chunk at a time."""
+    total = torch.zeros(storage.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    count = 0
+    dims = (0, *range(2, storage.dim()))
+    for start in range(0, len(rows), Samples.CHUNK):
+        chunk = storage[torch.sort(rows[start : start + Samples.CHUNK]).values].double()
+        total += chunk.sum(dims)
+        squares += (chunk * chunk).sum(dims)
+        count += chunk.numel() // chunk.shape[1]
+    mean = total / max(count, 1)
+    var = (squares / max(count, 1) - mean * mean).clamp_min(0) * count / max(count - 1, 1)
+    return mean, var.sqrt().clamp_min(1e-6)
+
+
 def _scaler(kind: str, train_x: torch.Tensor, value_range):
     if kind == "none":
         return lambda x: x
@@ -264,12 +382,15 @@ def _scaler(kind: str, train_x: torch.Tensor, value_range):
 
 
 def _reshape(x: torch.Tensor, input_shape: tuple[int, ...], source: str) -> torch.Tensor:
-    sample = tuple(x.shape[1:])
-    if sample == tuple(input_shape):
-        return x.contiguous()
-    if int(np.prod(sample)) == int(np.prod(input_shape)):
-        # Same values, other layout (e.g. digits 1×8×8 read as 64 features or 8 steps of 8).
-        return x.reshape(len(x), *input_shape).contiguous()
+    shape = _shape_for(tuple(x.shape[1:]), input_shape, source)
+    return x.reshape(len(x), *shape).contiguous()
+
+
+def _shape_for(sample: tuple[int, ...], input_shape: tuple[int, ...], source: str) -> tuple:
+    """The shape samples take for the Input layer: theirs, or the Input's when only the
+    layout differs (e.g. digits 1×8×8 read as 64 features or 8 steps of 8)."""
+    if sample == tuple(input_shape) or int(np.prod(sample)) == int(np.prod(input_shape)):
+        return tuple(input_shape)
     raise DataError(
         f"The Input layer expects samples of {describe(input_shape)} but the {source} data gives "
         f"{describe(sample)} ({int(np.prod(sample))} values); set the Input shape to {list(sample)}."
@@ -285,8 +406,8 @@ def on_device(
     pageable host memory (a synchronous copy per step, the bulk of a small model's step).
     Too big, or on the CPU: the data as it was.
     """
-    if device.type == "cpu":
-        return data
+    if device.type == "cpu" or isinstance(data.train.x, Samples):
+        return data  # (a disk cache's batches are copied to the GPU one at a time)
     splits = (data.train, data.validation, data.test)
     size = sum(s.x.numel() * s.x.element_size() + s.y.numel() * s.y.element_size() for s in splits)
     if free_bytes is None:

@@ -51,6 +51,13 @@ class RawData:
     # Where each sample came from, in words a person can find it by: a file path, a CSV
     # line, a sample number (empty: "sample #i"). Evaluation names the samples it shows.
     origins: list[str] = field(default_factory=list)
+    # Decoded into a disk cache (data.storage): x is the whole cache file (read a batch at
+    # a time) and
+    # rows says which of its rows each sample is; None: x holds the samples themselves.
+    rows: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
 
 
 @dataclass
@@ -147,10 +154,24 @@ def _too_large(err: Exception) -> str:
     return f"too large to open safely{size}"
 
 
+def on_disk(storage: str, count: int, mode: str, hw: tuple[int, int]) -> bool:
+    """Whether `data.storage` puts decoded images in a disk cache: disk, or auto when
+    the float samples would take more than a quarter of the RAM available (at most 2 GB)."""
+    if storage != "auto":
+        return storage == "disk"
+    from studio.memory import available_memory
+
+    floats = count * (3 if mode == "RGB" else 1) * hw[0] * hw[1] * 4
+    ram = available_memory("cpu")[0]
+    return floats > min(2 * 1024**3, ram // 4 if ram else 2 * 1024**3)
+
+
 def load_images(
-    paths: list[Path], request: SourceRequest
-) -> tuple[torch.Tensor, list[int], list[tuple[str, str]]]:
-    """Decode images in parallel; returns the stack, the indices that loaded, and skips."""
+    paths: list[Path], request: SourceRequest, root: Path | None = None
+) -> tuple[torch.Tensor, list[int], list[tuple[str, str]], bool]:
+    """Decode images in parallel; returns the stack, the indices that loaded, the skips,
+    and whether the stack is a disk cache (read a batch at a time): given the image folder's `root`,
+    data.storage may send the images there (studio/data/cache.py)."""
     from PIL import Image
 
     mode, hw = _image_geometry(request)
@@ -171,6 +192,12 @@ def load_images(
     # PIL warns about a huge image and decodes it anyway; as an error it lands in the
     # skipped-files report instead. The filter is process-wide (warnings has no per-thread
     # filters before Python 3.14), so it is set only while these decoders run.
+    if root is not None and on_disk(request.settings["storage"], len(paths), mode, hw):
+        from studio.data import cache
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return (*cache.decoded(root, paths, mode, hw, one, workers, request.progress), True)
     with (
         warnings.catch_warnings(),
         ThreadPoolExecutor(max_workers=workers) as pool,
@@ -190,7 +217,7 @@ def load_images(
         if arrays
         else torch.empty((0, channels, *hw), dtype=torch.uint8)
     )
-    return x, kept, skipped
+    return x, kept, skipped, False
 
 
 def _resolve(request: SourceRequest, what: str) -> Path:
@@ -266,7 +293,7 @@ def image_folder(request: SourceRequest) -> RawData:
         files = _image_files(folder, skipped)
         paths += files
         labels += [index] * len(files)
-    x, kept, bad = load_images(paths, request)
+    x, kept, bad, mapped = load_images(paths, request, root)
     counts = np.bincount([labels[i] for i in kept], minlength=len(folders))
     classes = [f.name for f, n in zip(folders, counts) if n]
     empty = [f.name for f, n in zip(folders, counts) if not n]
@@ -297,9 +324,11 @@ def image_folder(request: SourceRequest) -> RawData:
         classes,
         (0.0, 255.0),
         skipped + bad,
-        description=f"{len(kept):,} images in {len(classes)} classes from {root}",
+        description=f"{len(kept):,} images in {len(classes)} classes from {root}"
+        + (" (decoded into a disk cache)" if mapped else ""),
         notes=notes,
         origins=[str(paths[i]) for i in kept],
+        rows=torch.arange(len(kept)) if mapped else None,
     )
 
 
@@ -394,7 +423,7 @@ def csv_table(request: SourceRequest) -> RawData:
     if image_column:
         at = header.index(image_column)
         paths = [(path.parent / cells[at].strip()) for _, cells in body]
-        x, kept, skipped = load_images(paths, request)
+        x, kept, skipped, _ = load_images(paths, request)
         return RawData(
             x,
             y[kept],

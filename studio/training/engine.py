@@ -710,10 +710,13 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         # Several processes: each evaluates its shard, and the sums are added up.
         mine = self.world.shard(torch.arange(len(split), device=split.x.device))
-        xs, ys = (split.x[mine], split.y[mine]) if self.world.active else (split.x, split.y)
-        for start in range(0, len(ys), EVAL_BATCH):
-            x = xs[start : start + EVAL_BATCH].to(self.device)
-            y = ys[start : start + EVAL_BATCH].to(self.device)
+        for start in range(0, len(mine), EVAL_BATCH):
+            if self.world.active:
+                at = mine[start : start + EVAL_BATCH]
+                x, y = split.x[at].to(self.device), split.y[at].to(self.device)
+            else:  # (a slice: no copy of samples kept in memory)
+                x = split.x[start : start + EVAL_BATCH].to(self.device)
+                y = split.y[start : start + EVAL_BATCH].to(self.device)
             with self._autocast():
                 out = self.model(x)
             loss_sum += self.loss_fn(out.float(), y) * len(y)

@@ -1,0 +1,171 @@
+"""Decoded images on disk: an image folder decoded once into a uint8 array file.
+
+With `data.storage` = disk (or auto, for data too big for RAM), an image folder's images
+are decoded once, with a progress bar, into `<cache>/<folder key>-<content key>.npy` (a
+plain .npy) beside a small JSON of which files loaded and which were
+skipped and why. Later runs, and later epochs, read the decoded pixels from it at the
+speed of memory (the operating system keeps the pages it can), while the process holds
+only the batch it reads (studio/data/cache.py CachedImages), so RAM use stays flat
+however many images there are.
+
+The content key covers every file's path, size and modification time and the decoding
+geometry (colour mode, height × width): a file added, removed or changed, or another
+image size, builds a new cache, and the older one of the same folder is deleted. The
+cache lives in $STUDIO_CACHE, else $XDG_CACHE_HOME/studio/decoded, else
+~/.cache/studio/decoded; deleting it is always safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def cache_root() -> Path:
+    if os.environ.get("STUDIO_CACHE"):
+        return Path(os.environ["STUDIO_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "studio" / "decoded"
+
+
+def keys(root: Path, paths: list[Path], mode: str, hw: tuple[int, int]) -> tuple[str, str]:
+    """(the folder's key, the content's key): see the module's docstring."""
+    folder = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:12]
+    content = hashlib.sha1(f"{mode} {hw[0]}x{hw[1]}\n".encode())
+    for path in paths:
+        try:
+            st = path.stat()
+            content.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            content.update(f"{path}\0missing\n".encode())
+    return folder, content.hexdigest()[:16]
+
+
+def decoded(
+    root: Path,
+    paths: list[Path],
+    mode: str,
+    hw: tuple[int, int],
+    decode_one: Callable[[Path], tuple[np.ndarray | None, str | None]],
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, list[int], list[tuple[str, str]]]:
+    """(the decoded images as CachedImages, the indices of `paths` that
+    loaded, the skipped files with why): from the cache when it is current, else decoded
+    into it now."""
+    folder_key, content_key = keys(root, paths, mode, hw)
+    where = cache_root()
+    array_path = where / f"{folder_key}-{content_key}.npy"
+    meta_path = where / f"{folder_key}-{content_key}.json"
+    meta = _read_meta(meta_path)
+    if meta is None or not array_path.is_file():
+        try:
+            meta = _build(array_path, meta_path, paths, mode, hw, decode_one, workers, progress)
+        except OSError as err:
+            for tmp in where.glob(f"{folder_key}-{content_key}.tmp*"):
+                tmp.unlink(missing_ok=True)
+            from studio.data.sources import DataError
+
+            raise DataError(
+                f"Cannot write the decoded-image cache in '{where}': "
+                f"{err.strerror or err}; free some space there, point STUDIO_CACHE "
+                "elsewhere, or set data.storage to memory."
+            ) from None
+        for old in where.glob(f"{folder_key}-*"):  # an older cache of the same folder
+            if old not in (array_path, meta_path):
+                old.unlink(missing_ok=True)
+    elif progress:
+        progress(len(paths), len(paths))
+    skipped = [(str(f), str(why)) for f, why in meta["skipped"]]
+    return CachedImages(array_path, meta["rows"]), list(meta["kept"]), skipped
+
+
+class CachedImages:
+    """A decoded-image cache file's rows, read with pread a batch at a time.
+
+    Not memory-mapped into the process: mapped pages, once touched, count in the
+    process's resident memory (1.4 GB after an epoch of 50,000 images of 64×64), while
+    read pages stay in the operating system's page cache, which gives them up when others
+    need the memory. Indexed by row numbers, it answers uint8 tensors."""
+
+    dtype = torch.uint8
+
+    def __init__(self, path: Path, rows: int):
+        header = np.load(path, mmap_mode="r")
+        self.path, self.offset = Path(path), int(header.offset)
+        self.shape = (rows, *header.shape[1:])
+        del header
+        self.row_bytes = int(np.prod(self.shape[1:]))
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def is_floating_point(self) -> bool:
+        return False
+
+    def __getitem__(self, rows) -> torch.Tensor:
+        rows = torch.as_tensor(rows).reshape(-1).tolist()
+        out = np.empty((len(rows), self.row_bytes), dtype=np.uint8)
+        for i in sorted(range(len(rows)), key=rows.__getitem__):  # forwards through the file
+            if (
+                os.preadv(self._fd, [out[i]], self.offset + rows[i] * self.row_bytes)
+                != self.row_bytes
+            ):
+                raise OSError(f"the cache file '{self.path}' is shorter than it says")
+        return torch.from_numpy(out.reshape(len(rows), *self.shape[1:]))
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+
+def _read_meta(path: Path) -> dict | None:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or not {"rows", "kept", "skipped"} <= meta.keys():
+        return None
+    return meta
+
+
+def _build(array_path, meta_path, paths, mode, hw, decode_one, workers, progress) -> dict:
+    """Decode every file into a new cache: rows in file order, skipped files left out;
+    written under temporary names and renamed when whole, the JSON last."""
+    array_path.parent.mkdir(parents=True, exist_ok=True)
+    channels = 3 if mode == "RGB" else 1
+    tmp = array_path.with_name(array_path.stem + ".tmp.npy")
+    array = np.lib.format.open_memmap(
+        tmp, mode="w+", dtype=np.uint8, shape=(max(len(paths), 1), channels, *hw)
+    )
+    kept, skipped, row = [], [], 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, (pixels, problem) in enumerate(pool.map(decode_one, paths)):
+            if pixels is None:
+                skipped.append((str(paths[i]), problem))
+            else:
+                array[row] = pixels
+                kept.append(i)
+                row += 1
+            if progress and (i % 64 == 0 or i == len(paths) - 1):
+                progress(i + 1, len(paths))
+    array.flush()
+    del array
+    os.replace(tmp, array_path)
+    meta = {"rows": row, "kept": kept, "skipped": skipped}
+    tmp_meta = meta_path.with_suffix(".tmp")
+    tmp_meta.write_text(json.dumps(meta), encoding="utf-8")
+    os.replace(tmp_meta, meta_path)
+    return meta
