@@ -67,7 +67,8 @@ class MemoryEstimate:
             return (
                 f"{need} {parts} but this machine has {human_bytes(self.available)} of "
                 "RAM free: it will not fit, mostly for the data; use fewer or smaller "
-                "samples (data.image_size, data.classes) (train --force tries anyway)."
+                "samples (data.image_size, data.classes), or keep an image folder on disk "
+                "(data.storage = disk) (train --force tries anyway)."
             )
         return (
             f"{need} {parts} but this machine has {human_bytes(self.available)} of "
