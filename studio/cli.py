@@ -393,6 +393,12 @@ def run_train(args) -> int:
         if args.resume:  # refused here, in one sentence, rather than by every process
             state = Run.open(args.out, args.resume).load_state("last")
             distributed.check_resume(state, distributed.World(0, max(args.nproc, 1)))
+        if args.nproc > settings["batch_size"]:
+            raise StudioError(
+                f"Field 'training.batch_size' is {settings['batch_size']} but {args.nproc} "
+                "processes share each batch, so some would have no sample; raise it to "
+                f"{args.nproc} or more, or use fewer processes."
+            )
         if args.nproc > 1:  # each process runs this command
             from studio.training.launch import launch
 

@@ -83,8 +83,8 @@ class Param:
         return value
 
     def _coerce_int_or_choice(self, value: Any) -> int | str:
-        if isinstance(value, str):
-            return self._coerce_choice(value)
+        if isinstance(value, str) and value in self.choices:
+            return value
         try:
             return self._coerce_int(value)
         except ValueError:

@@ -171,6 +171,14 @@ def process_of(tag: str, rank: int) -> int:
     raise AssertionError(f"no process of rank {rank}")
 
 
+def test_fewer_samples_a_step_than_processes_or_a_bad_count_is_one_sentence(capsys):
+    assert main(["train", str(CNN), "--nproc", "3", "--set=training.batch_size=2"]) != 0
+    err = capsys.readouterr().err
+    assert "'training.batch_size' is 2 but 3 processes share each batch" in err
+    assert main(["check", str(CNN), "--set=training.processes=abc"]) != 0
+    assert "must be 'auto' or a whole number from 1 to 256" in capsys.readouterr().err
+
+
 def test_the_processes_run_the_command_without_the_launchers_options():
     argv = [
         "train",

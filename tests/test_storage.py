@@ -86,6 +86,17 @@ def test_the_cache_is_read_again_and_rebuilt_when_a_file_changes(tmp_path, monke
     assert float(split.x[row].abs().max()) == 0.0  # the new pixels, not the cached ones
 
 
+def test_a_damaged_cache_file_is_decoded_again(tmp_path):
+    root = image_folder(tmp_path / "images")
+    expected = prepare_data(settings(root, "disk"), (3, 10, 10), seed=0).train.x[:]
+    for cut in (0, 200):  # emptied, and cut short after its header
+        [array] = list((tmp_path / "cache").glob("*.npy"))
+        with open(array, "r+b") as f:
+            f.truncate(cut)
+        again = prepare_data(settings(root, "disk"), (3, 10, 10), seed=0)
+        assert torch.equal(again.train.x[:], expected)
+
+
 def test_a_class_subset_and_training_work_from_the_disk(tmp_path):
     from support import chain
 

@@ -128,6 +128,8 @@ def test_more_folds_than_samples_is_one_sentence_naming_the_field(tmp_path, caps
     assert "Traceback" not in err
     with pytest.raises(DataError, match="at least 2 samples"):
         run_count({"method": "leave_one_out", "folds": 5, "repeats": 2}, 1)
+    with pytest.raises(DataError, match="k-fold needs at least 2 samples .* lower data.test"):
+        run_count({"method": "kfold", "folds": 2, "repeats": 2}, 1)
 
 
 def test_kfold_interval_is_students_t_and_bootstrap_interval_is_percentiles():
@@ -140,6 +142,10 @@ def test_kfold_interval_is_students_t_and_bootstrap_interval_is_percentiles():
     b = statistics(values * 4, "bootstrap")
     assert (b["low"], b["high"]) == pytest.approx(tuple(np.percentile(values * 4, [2.5, 97.5])))
     assert statistics([0.5], "kfold")["std"] is None  # one run: no spread to speak of
+    # An accuracy's interval stays within 0..1, a loss's above 0.
+    wide = statistics([1.0, 0.8, 1.0], "kfold", (0.0, 1.0))
+    assert wide["high"] == 1.0 and wide["low"] > 0
+    assert statistics([0.01, 0.9, 0.05], "kfold", (0.0, None))["low"] == 0.0
 
 
 def test_a_fold_run_is_evaluated_and_resumed_on_its_own_samples(tmp_path):

@@ -983,10 +983,19 @@ class MainWindow(QMainWindow):
             from studio.training.experiment import headline as spread
 
             metric = "val_accuracy" if "val_accuracy" in summary["metrics"] else "val_loss"
+            acc = ""
             if metric in summary["metrics"]:
                 words = "accuracy" if metric == "val_accuracy" else "loss"
-                acc = f"; validation {words} {spread(summary['metrics'], metric)}"
-            summary = {**summary, "reason": f"{summary['title']}, {summary['reason']}"}
+                # (the interval is in the Runs tab's tooltip)
+                acc = f": validation {words} {spread(summary['metrics'], metric, False)}"
+            # Short enough for the bar at 1366 px: what ran, then the spread.
+            done = summary["runs_done"]
+            reason = summary["title"] + (
+                f" ({done} of {summary['runs_planned']} runs)"
+                if done < summary["runs_planned"]
+                else ""
+            )
+            summary = {**summary, "reason": reason}
         self.eta.setText(
             f"{summary['status'].replace('_', ' ')} in {_duration(summary['seconds'])}"
         )

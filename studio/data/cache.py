@@ -65,7 +65,8 @@ def decoded(
     array_path = where / f"{folder_key}-{content_key}.npy"
     meta_path = where / f"{folder_key}-{content_key}.json"
     meta = _read_meta(meta_path)
-    if meta is None or not array_path.is_file():
+    images = _open(array_path, meta)  # None: missing, or damaged (cut short, not .npy)
+    if images is None:
         try:
             meta = _build(array_path, meta_path, paths, mode, hw, decode_one, workers, progress)
         except OSError as err:
@@ -75,16 +76,31 @@ def decoded(
 
             raise DataError(
                 f"Cannot write the decoded-image cache in '{where}': "
-                f"{err.strerror or err}; free some space there, point STUDIO_CACHE "
-                "elsewhere, or set data.storage to memory."
+                f"{err.strerror or err}; "
+                + ("free some space there, " if err.errno == 28 else "")
+                + "point STUDIO_CACHE elsewhere, or set data.storage to memory."
             ) from None
         for old in where.glob(f"{folder_key}-*"):  # an older cache of the same folder
             if old not in (array_path, meta_path):
                 old.unlink(missing_ok=True)
+        images = CachedImages(array_path, meta["rows"])
     elif progress:
         progress(len(paths), len(paths))
     skipped = [(str(f), str(why)) for f, why in meta["skipped"]]
-    return CachedImages(array_path, meta["rows"]), list(meta["kept"]), skipped
+    return images, list(meta["kept"]), skipped
+
+
+def _open(path: Path, meta: dict | None):
+    """The cache file, if it is whole: a readable .npy holding every row its JSON says."""
+    if meta is None:
+        return None
+    try:
+        images = CachedImages(path, meta["rows"])
+    except (OSError, ValueError, EOFError):
+        return None
+    if path.stat().st_size < images.offset + images.row_bytes * len(images):
+        return None
+    return images
 
 
 class CachedImages:

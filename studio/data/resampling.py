@@ -76,6 +76,12 @@ def run_count(validation: dict, samples: int) -> int:
         return samples
     if method == "kfold":
         folds = int(validation["folds"])
+        if samples < 2:
+            raise DataError(
+                f"Field 'training.validation.method': k-fold needs at least 2 samples "
+                f"outside the test split; there {'is' if samples == 1 else 'are'} {samples}: "
+                "lower data.test or add data."
+            )
         if folds > samples:
             raise DataError(
                 f"Field 'training.validation.folds' is {folds} but only {samples} sample"

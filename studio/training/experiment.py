@@ -146,9 +146,10 @@ def fold_scores(summary: dict) -> dict[str, float]:
     return scores
 
 
-def statistics(values: list[float], method: str) -> dict:
+def statistics(values: list[float], method: str, bounds: tuple = (None, None)) -> dict:
     """mean, std (over runs, n - 1), and the 95 % interval of the mean (see the module's
-    docstring for which interval)."""
+    docstring for which interval), kept within what the metric can be (`bounds`: an
+    accuracy in 0..1, a loss at least 0)."""
     a = np.asarray(values, dtype=float)
     out = {"mean": float(a.mean()), "std": None, "low": None, "high": None, "n": len(a)}
     if len(a) < 2:
@@ -161,6 +162,11 @@ def statistics(values: list[float], method: str) -> dict:
 
         half = float(t.ppf(0.975, len(a) - 1)) * out["std"] / np.sqrt(len(a))
         out["low"], out["high"] = out["mean"] - half, out["mean"] + half
+    low, high = bounds
+    if low is not None:
+        out["low"] = max(out["low"], low)
+    if high is not None:
+        out["high"] = min(out["high"], high)
     return out
 
 
@@ -171,7 +177,8 @@ def summarize(experiment: str, method: str, count: int, summaries: list[dict]) -
     for metric in METRICS:
         values = [s[metric] for s in scores if metric in s]
         if values:
-            stats[metric] = statistics(values, method)
+            bounds = (0.0, 1.0) if metric.endswith("accuracy") else (0.0, None)
+            stats[metric] = statistics(values, method, bounds)
     done = sum(1 for s in summaries if s.get("status") in FINISHED)
     statuses = {s.get("status") for s in summaries}
     status = "completed" if done == count else ("stopped" if "stopped" in statuses else "partial")
@@ -212,7 +219,7 @@ def summarize(experiment: str, method: str, count: int, summaries: list[dict]) -
     }
 
 
-def headline(stats: dict, metric: str) -> str:
+def headline(stats: dict, metric: str, interval: bool = True) -> str:
     """ "96.2 % ± 1.1 % (95 % CI 94.8–97.6 %)" or "0.123 ± 0.020 (95 % CI 0.098–0.148)"."""
     s = stats[metric]
     percent = metric.endswith("accuracy")
@@ -223,7 +230,7 @@ def headline(stats: dict, metric: str) -> str:
     text = f(s["mean"])
     if s["std"] is not None:
         text += f" ± {f(s['std'], 2)}"
-    if s["low"] is not None:
+    if interval and s["low"] is not None:
         text += f" (95% CI {f(s['low'])}–{f(s['high'])})"
     return text
 

@@ -157,12 +157,15 @@ def test_kfold_from_the_window_groups_its_runs_as_one_experiment(qtbot):
         window.act_train.trigger()
     summary = done.args[0]
     assert summary["runs_done"] == 3 and "val_accuracy" in summary["metrics"]
-    assert "3-fold cross-validation" in window.statusBar().currentMessage()
-    assert "±" in window.statusBar().currentMessage()
+    mean = summary["metrics"]["val_accuracy"]["mean"]
+    assert (
+        window.statusBar()
+        .currentMessage()
+        .startswith(f"3-fold cross-validation: validation accuracy {mean:.1%} ± ")
+    )
     table = window.runs.table
     assert table.rowCount() == 4  # the experiment, then its three runs
     assert table.item(0, 0).text() == "3-fold cross-validation"
-    mean = summary["metrics"]["val_accuracy"]["mean"]
     assert table.item(0, 3).text().startswith(f"{mean:.2%} ± ")
     assert [table.item(r, 0).text().split(" · ")[0].strip() for r in (1, 2, 3)] == [
         "fold 1 of 3",
