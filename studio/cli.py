@@ -390,9 +390,9 @@ def run_train(args) -> int:
         args.nproc = args.nproc or distributed.processes_for(
             settings["processes"], args.device or settings["device"]
         )
-        if args.resume:  # refused here, in one sentence, rather than by every process
+        if args.nproc > 1 and args.resume:  # refused here, once, not by every process
             state = Run.open(args.out, args.resume).load_state("last")
-            distributed.check_resume(state, distributed.World(0, max(args.nproc, 1)))
+            distributed.check_resume(state, distributed.World(0, args.nproc))
         if args.nproc > settings["batch_size"]:
             raise StudioError(
                 f"Field 'training.batch_size' is {settings['batch_size']} but {args.nproc} "
