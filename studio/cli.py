@@ -383,16 +383,16 @@ def run_train(args) -> int:
         raise StudioError(f"--nproc must be 1 or more, not {args.nproc}.")
     if not args.resume and not args.project:
         raise StudioError("Give a project file to train, or --resume RUN to continue one.")
+    # Opened once: what decides whether to launch processes is what then trains.
+    resume = Run.open(args.out, args.resume) if args.resume else None
+    project = resume.project() if resume else _load(args)
     if not world.active:  # --nproc, or training.processes: start the processes
-        settings = (
-            Run.open(args.out, args.resume).project() if args.resume else _load(args)
-        ).training
+        settings = project.training
         args.nproc = args.nproc or distributed.processes_for(
             settings["processes"], args.device or settings["device"]
         )
-        if args.nproc > 1 and args.resume:  # refused here, once, not by every process
-            state = Run.open(args.out, args.resume).load_state("last")
-            distributed.check_resume(state, distributed.World(0, args.nproc))
+        if args.nproc > 1 and resume is not None:  # refused here, once, not by every process
+            distributed.check_resume(resume.load_state("last"), distributed.World(0, args.nproc))
         if args.nproc > settings["batch_size"]:
             raise StudioError(
                 f"Field 'training.batch_size' is {settings['batch_size']} but {args.nproc} "
@@ -406,10 +406,6 @@ def run_train(args) -> int:
     if not world.main:  # rank 0 speaks for the job
         args.quiet, args.json, args.export_onnx = True, False, None
 
-    resume = Run.open(args.out, args.resume) if args.resume else None
-    if resume is None and not args.project:
-        raise StudioError("Give a project file to train, or --resume RUN to continue one.")
-    project = resume.project() if resume else _load(args)
     base = Path(args.project).resolve().parent if args.project else Path(".")
     if args.base:  # the window trains a copy of an unsaved project kept elsewhere
         base = Path(args.base).resolve()

@@ -146,7 +146,7 @@ def _row_from_folder(folder: Path) -> tuple:
         str(folder.resolve()),
         started,
         finished,
-        summary.get("status") or ("running" if _alive(folder) else "interrupted"),
+        summary.get("status") or ("running" if alive(folder) else "interrupted"),
         summary.get("epochs", _epochs_logged(folder)),
         summary.get("steps", 0),
         summary.get("seconds"),
@@ -187,7 +187,7 @@ def _reconcile(db: sqlite3.Connection, root: Path) -> int:
         if not Path(path).is_dir():
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
     for run_id, path in db.execute("SELECT id, path FROM runs WHERE status = 'running'").fetchall():
-        if not _alive(Path(path)):
+        if not alive(Path(path)):
             db.execute(
                 "UPDATE runs SET status = 'interrupted', epochs = ? WHERE id = ?",
                 (_epochs_logged(Path(path)), run_id),
@@ -205,7 +205,7 @@ def _epochs_logged(folder: Path) -> int:
         return 0
 
 
-def _alive(folder: Path) -> bool:
+def alive(folder: Path) -> bool:
     """Whether the process training into this run folder still lives (it holds the lock;
     the system frees it when the process dies, however it dies)."""
     lock = folder / "run.lock"
@@ -224,11 +224,6 @@ def _alive(folder: Path) -> bool:
     finally:
         os.close(fd)  # also releases the lock this call may have taken
     return False
-
-
-def alive(folder: Path) -> bool:
-    """Whether a process is still training into this run folder."""
-    return _alive(Path(folder))
 
 
 def rename_run(root: str | Path, run_id: str, label: str) -> None:
