@@ -97,6 +97,21 @@ def test_dead_units_are_judged_over_windows_of_samples_not_one_batch():
     assert all(row["dead_samples"] >= 256 for row in report.layers if "dead" in row)
 
 
+def test_units_that_die_while_training_are_dead_only_after_two_silent_windows():
+    # Adam at 0.05 kills most ReLU units of a small MLP within a few dozen steps; a deep
+    # Kaiming net has half a layer silent for one window now and then, and learns (above).
+    report = probe(
+        mlp_project(
+            4, 128, "relu", {"name": "kaiming_normal"}, optimizer={"name": "adam", "lr": 0.05}
+        ),
+        steps=60,
+    )
+    (dead,) = [f for f in report.findings if f.kind == "dead_relu"]
+    assert dead.evidence["first_step"] > 0 and dead.evidence["samples"] >= 512
+    assert max(dead.evidence["dead_fraction"].values()) > 0.5
+    assert "died during training" in dead.message
+
+
 def test_a_learning_rate_of_1e_6_is_too_low_and_the_fix_raises_it_by_decades(capsys):
     code = main(["diagnose", str(BY_NAME["lr_too_low_sgd"]), "--steps", "220", "--json"])
     assert code == 0

@@ -60,11 +60,20 @@ def only_run(out: Path) -> Path:
     return folder
 
 
+# SGD, not the project's Adam: Adam's first steps move every weight by about ±lr whatever
+# its gradient's size, so a gradient that is zero but for rounding (summed in another order
+# over two shards) becomes a full step of either sign. On an AVX-512 CPU that alone parts
+# the two runs by 1e-4 within 20 steps; it is floating-point order, not the data-parallel
+# arithmetic this test checks. Under SGD the runs stay within 1e-6.
+SAME_STEPS = [*SETTINGS, "--set=training.optimizer.name=sgd", "--set=training.optimizer.lr=0.05"]
+
+
 def test_two_processes_take_the_same_steps_as_one_with_the_same_global_batch(tmp_path, capsys):
     project = without_dropout(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     assert (
-        main(["train", str(project), "--out", str(one), "--set=training.epochs=1", *SETTINGS]) == 0
+        main(["train", str(project), "--out", str(one), "--set=training.epochs=1", *SAME_STEPS])
+        == 0
     )
     job = studio(
         "train",
@@ -75,7 +84,7 @@ def test_two_processes_take_the_same_steps_as_one_with_the_same_global_batch(tmp
         "2",
         "--json",
         "--set=training.epochs=1",
-        *SETTINGS,
+        *SAME_STEPS,
     )
     out, err = job.communicate(timeout=300)
     assert job.returncode == 0, err

@@ -32,6 +32,7 @@ from studio.shapes_text import describe
 from studio.training.eventlog import EventTail
 from studio.training.health import layer_health, node_health
 from studio.training.runs import Run
+from studio.training.series import replay
 from studio.training.setup import pick_device
 from studio.transfer_edits import TransferEditError, use_run_as_backbone
 from ui.augment_panel import AugmentPanel
@@ -771,8 +772,7 @@ class MainWindow(QMainWindow):
             elif kind == "steps":
                 done = int(event["step"][-1]) + 1
                 self._show_progress(done, event["epoch"], event["batches_per_epoch"])
-            elif kind == "phase":  # fine-tuning: stages or learning rates changed
-                self.plots.mark(event["step"], event.get("label", ""))
+            elif kind == "phase":  # fine-tuning: the plots mark it; the status bar says it
                 self.statusBar().showMessage(event.get("label", ""), 8000)
             elif kind == "download":  # a backbone's weights, before training starts
                 self._show_download(event)
@@ -1029,16 +1029,14 @@ class MainWindow(QMainWindow):
         if len(series) == 2:
             first_run, first = series.pop(0)
             self.plots.clear()
-            self.plots.feed_events(_series_events(first, first_run.metrics()))
-            # A fine-tuned run keeps its phase changes: mark them as during training.
-            for step, label in zip(first.get("phase_step", ()), first.get("phase_label", ())):
-                self.plots.mark(int(step), str(label))
+            # A fine-tuned run's phase changes come back too, marked as during training.
+            self.plots.feed_events(replay(first, first_run.metrics()))
         run, data = series[0]
         # Named as the Runs list names it (its given name, else when it started); with its
         # validation points per epoch, from the run's metrics.
         row = next((r for r in self.runs.rows if r.get("id") == run.id), None)
         self.plots.set_comparison(
-            _series_events(data, run.metrics()), run_label(row) if row else f"run {run.id}"
+            replay(data, run.metrics()), run_label(row) if row else f"run {run.id}"
         )
         self.plots.refresh(force=True)
         _bring_forward(self.plots_dock)
@@ -1164,22 +1162,6 @@ def _bring_forward(dock: QDockWidget) -> None:
     repaints all of it anyway (every plot, ~30 ms)."""
     if not dock.widget().isVisible():
         dock.raise_()
-
-
-def _series_events(series: dict, metrics: list[dict] = ()) -> list[dict]:
-    """A saved run's arrays (and its per-epoch metrics) as the events the plots take."""
-    layers = [str(n) for n in series["layers"]]
-    events = [{"type": "start", "layers": layers, "total_steps": int(len(series["loss"]))}]
-    if len(series["loss"]):
-        events.append(
-            {"type": "steps", "step": series["step"], "loss": series["loss"], "accuracy": None}
-        )
-    if len(series["grad_step"]):
-        events.append(
-            {"type": "gradients", "step": series["grad_step"], "norms": series["grad_norms"]}
-        )
-    events.extend({**m, "type": "epoch"} for m in metrics)
-    return events
 
 
 GETTING_STARTED = """<h3>Getting started</h3>

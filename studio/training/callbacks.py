@@ -19,6 +19,9 @@ class Callback:
 
     def on_fit_end(self, trainer, result) -> None: ...
 
+    def on_event(self, trainer, event) -> None:
+        """Every event the run emits (`studio.training.events`), after the listeners."""
+
     def state_dict(self) -> dict:
         return {}
 

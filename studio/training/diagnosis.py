@@ -31,7 +31,7 @@ import numpy as np
 
 from studio.document import Project
 from studio.registry import catalog
-from studio.training import causes
+from studio.training import causes, events
 
 VANISHING_BACKPROP = 1e-2  # first hidden layer's back-propagated RMS vs the last hidden's
 EXPLODING_BACKPROP = 1e2
@@ -140,12 +140,14 @@ class Diagnosis:
         self._updates: deque = deque(maxlen=30)  # typical update/weight ratio per sample
         self._epochs: list[dict] = []
         self._saturation: deque = deque(maxlen=3)
+        self._dead_window: tuple[int, int] | None = None  # the last window's first step, samples
         self.classes = 10
         # Layers frozen now (fine-tuning): their gradient norms are NaN and are left out.
         self.frozen = np.zeros(0, dtype=bool)
 
     def __call__(self, event: dict) -> None:
-        handler = getattr(self, f"_on_{event['type']}", None)
+        event = events.typed(event)
+        handler = getattr(self, f"_on_{event.type}", None)
         if handler:
             handler(event)
 
@@ -194,17 +196,17 @@ class Diagnosis:
 
     # -- events -------------------------------------------------------------------------
     def _on_start(self, event):
-        self.layers = list(event["layers"])
-        self.classes = len(event.get("classes") or []) or 10
-        self.layer_params = np.asarray(event["layer_params"], dtype=float)
+        self.layers = list(event.layers)
+        self.classes = len(event.classes or []) or 10
+        self.layer_params = np.asarray(event.layer_params, dtype=float)
         self.frozen = np.zeros(len(self.layers), dtype=bool)
 
     def _on_gradients(self, event):
-        norms = np.asarray(event["norms"], dtype=float)
-        frozen = event.get("frozen")
+        norms = np.asarray(event.norms, dtype=float)
+        frozen = event.frozen
         if frozen is None:
             frozen = np.zeros(norms.shape, dtype=bool)
-        for step, row, mask in zip(event["step"], norms, np.asarray(frozen, dtype=bool)):
+        for step, row, mask in zip(event.step, norms, np.asarray(frozen, dtype=bool)):
             if mask.shape != self.frozen.shape or np.any(mask != self.frozen):
                 # A new fine-tuning phase: its norms are compared with its own early values.
                 self.frozen = mask
@@ -216,41 +218,41 @@ class Diagnosis:
             if len(self._early_total) < 5:
                 self._early_total.append(total)
             self._check_exploding_norm(int(step), row, total)
-        self._check_signal(int(event["step"][-1]))
+        self._check_signal(int(event.step[-1]))
 
     def _on_flow(self, event):
-        for row in np.asarray(event["backprop_rms"], dtype=float):
+        for row in np.asarray(event.backprop_rms, dtype=float):
             self._backprop.append(row)
-        self._check_signal(int(event["step"][-1]))
+        self._check_signal(int(event.step[-1]))
 
     def _on_weights(self, event):
-        for row in np.asarray(event["update_ratio"], dtype=float):
+        for row in np.asarray(event.update_ratio, dtype=float):
             live = row[np.isfinite(row) & (row > 0)]
             if live.size:
                 self._updates.append(float(np.median(live)))
 
     def _on_steps(self, event):
-        self._losses.extend(float(v) for v in event["loss"])
-        step = int(event["step"][-1])
+        self._losses.extend(float(v) for v in event.loss)
+        step = int(event.step[-1])
         self._check_lr_too_high(step)
         self._check_lr_too_low(step)
 
     def _on_diverged(self, event):
-        step = int(event["step"])
+        step = int(event.step)
         self._raise(
             Finding(
                 kind="diverged",
                 severity="error",
                 step=step,
                 title="Training diverged",
-                message=f"{event['reason'][0].upper()}{event['reason'][1:]}.",
+                message=f"{event.reason[0].upper()}{event.reason[1:]}.",
                 remedy=self._calmer_text(step)
                 + (
                     "; batch normalization also steadies deep networks."
                     if not self._any_norm()
                     else "."
                 ),
-                evidence={"loss": event["loss"], "restored_step": event.get("restored_step")},
+                evidence={"loss": event.loss, "restored_step": event.restored_step},
                 fix=self._calmer(step),
             )
         )
@@ -259,8 +261,8 @@ class Diagnosis:
         return any(causes.has_norm(n) for n in self.project.network.nodes.values())
 
     def _on_activations(self, event):
-        values = np.asarray(event["saturated_or_dead"], dtype=float)
-        kinds, layers = event["kinds"], event["layers"]
+        values = np.asarray(event.saturated_or_dead, dtype=float)
+        kinds, layers = event.kinds, event.layers
         squashing = [i for i, k in enumerate(kinds) if k in causes.SQUASHING]
         if not squashing:
             return
@@ -275,7 +277,7 @@ class Diagnosis:
             return
         names = [n for n, _ in saturated]
         worst = max(v for _, v in saturated)
-        step = int(event["step"][-1])
+        step = int(event.step[-1])
         nodes = [self._node(n) for n in names if self._node(n) is not None]
         reason, remedy, fix = "", "Use Xavier (Glorot) init and batch normalization.", None
         if nodes:
@@ -313,24 +315,32 @@ class Diagnosis:
         return covered
 
     def _on_dead_units(self, event):
-        fractions = np.asarray(event["fraction"], dtype=float)
+        first, last, samples = int(event.first_step), int(event.step), int(event.samples)
+        before, self._dead_window = self._dead_window, (first, samples)
+        from_start = first == 0
+        fractions = np.asarray(event.fraction, dtype=float)
+        if not from_start:
+            # Units silent at initialization are dead by construction (a negative bias, a
+            # bad init): one window says so. Units that fall silent while training often
+            # wake again as the layers below them change (a deep plain ReLU net under Adam
+            # has 30-50% of a layer silent for a window now and then, and learns): only
+            # units silent in two windows in a row count.
+            fractions = np.asarray(
+                event.persistent if event.persistent is not None else np.nan, dtype=float
+            )
+            fractions = np.broadcast_to(fractions, (len(event.layers),))
+            if before is not None:
+                first, samples = before[0], before[1] + samples
         covered = self._covered_by_vanishing()
         dead = [
-            (n, float(v))
-            for n, v in zip(event["layers"], fractions)
-            if v > DEAD and n not in covered
+            (n, float(v)) for n, v in zip(event.layers, fractions) if v > DEAD and n not in covered
         ]
         if not dead:
             return
         names = [n for n, _ in dead]
         worst = max(v for _, v in dead)
-        from_start = int(event["first_step"]) == 0
-        samples = int(event["samples"])
-        span = (
-            f"steps {int(event['first_step']) + 1}–{int(event['step']) + 1}"
-            if int(event["step"]) > int(event["first_step"])
-            else f"step {int(event['step']) + 1}"
-        )
+        span = f"steps {first + 1}–{last + 1}" if last > first else f"step {last + 1}"
+
         nodes = [self._node(n) for n in names if self._node(n) is not None]
         reason = ""
         remedy = "Use LeakyReLU in these layers, or batch normalization before the activation."
@@ -345,7 +355,7 @@ class Diagnosis:
             Finding(
                 kind="dead_relu",
                 severity="warning",
-                step=int(event["step"]),
+                step=int(event.step),
                 title="Dead ReLU units",
                 message=f"In {_span(names)}, up to {worst:.0%} of the units gave zero for every "
                 f"one of the {samples} samples seen in {span}: a dead ReLU gets no gradient."
@@ -355,8 +365,8 @@ class Diagnosis:
                 evidence={
                     "dead_fraction": {n: round(v, 3) for n, v in dead},
                     "samples": samples,
-                    "first_step": int(event["first_step"]),
-                    "step": int(event["step"]),
+                    "first_step": first,
+                    "step": last,
                 },
                 fix=fix,
             )

@@ -24,6 +24,7 @@ NCCL on CUDA, gloo on the CPU.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -207,4 +208,5 @@ def peer_lost(err: BaseException) -> bool:
 
 def leave() -> None:
     if dist.is_initialized():
+        gc.collect()  # a DDP wrapper in a reference cycle still holds the group
         dist.destroy_process_group()

@@ -31,7 +31,7 @@ from studio.data.prepare import Batches, PreparedData, on_device, prepare_data
 from studio.data.resampling import Fold
 from studio.document import Project
 from studio.pretrained import project_folder, reporting_downloads
-from studio.training import distributed
+from studio.training import distributed, events
 from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
 from studio.training.finetune import FineTuningPlan
 from studio.training.monitors import Monitors
@@ -98,6 +98,9 @@ class Trainer:
         self.project = project
         self.settings = project.training
         self.listeners = list(listeners)
+        # The caller's callbacks hear setup's events (a download); the standard ones join
+        # once the optimizer exists.
+        self.callbacks: list[Callback] = list(callbacks)
         self.run = run
         self.stop_event = stop or threading.Event()
         self.pause_event = pause or threading.Event()
@@ -207,7 +210,7 @@ class Trainer:
             now = time.perf_counter()
             if done in (0, total) or now - last[0] >= self.emit_interval:
                 last[0] = now
-                self.emit({"type": "download", "file": file, "done": done, "total": total})
+                self.emit(events.Download(file=file, done=done, total=total))
 
         return report
 
@@ -284,12 +287,14 @@ class Trainer:
 
     def report_finding(self, finding) -> None:
         """Announce a diagnosis finding to every listener (the run log, the window)."""
-        self.emit({"type": "finding", **finding.to_dict()})
+        self.emit(events.Finding(**finding.to_dict()))
 
     # -- events -------------------------------------------------------------------------
-    def emit(self, event: dict) -> None:
+    def emit(self, event: events.Event) -> None:
         for listener in self.listeners:
             listener(event)
+        for cb in self.callbacks:
+            cb.on_event(self, event)
 
     @property
     def lr(self) -> float:
@@ -311,12 +316,11 @@ class Trainer:
         # What each backbone loaded; a partial load must be seen, not just logged.
         for node_id, report in getattr(self.model, "weights_reports", {}).items():
             self.emit(
-                {
-                    "type": "pretrained",
-                    "node": node_id,
-                    "report": str(report),
-                    "mismatched": bool(getattr(report, "mismatched", False)),
-                }
+                events.Pretrained(
+                    node=node_id,
+                    report=str(report),
+                    mismatched=bool(getattr(report, "mismatched", False)),
+                )
             )
         for cb in self.callbacks:
             cb.on_fit_start(self)
@@ -385,7 +389,7 @@ class Trainer:
         )
         for cb in self.callbacks:
             cb.on_fit_end(self, result)
-        self.emit({"type": "end", **result.to_dict()})
+        self.emit(events.End(**result.to_dict()))
         return result
 
     def _enter_phase(self, epoch: int) -> None:
@@ -397,7 +401,7 @@ class Trainer:
         self.monitors.training_changed()
         self._wrap()  # DDP learns which parameters train when it wraps the model
         label = self.plan.label(phase, previous)
-        self.emit({"type": "phase", "step": self.step, "epoch": epoch, "label": label})
+        self.emit(events.Phase(step=self.step, epoch=epoch, label=label))
 
     def _wrap(self) -> None:
         """Several processes: DDP around the model, averaging the gradients in backward."""
@@ -594,13 +598,9 @@ class Trainer:
             )
         self.stop_reason = f"{reason}; training stopped and {kept}"
         self.emit(
-            {
-                "type": "diverged",
-                "step": step,
-                "loss": value,
-                "reason": self.stop_reason,
-                "restored_step": restored_from,
-            }
+            events.Diverged(
+                step=step, loss=value, reason=self.stop_reason, restored_step=restored_from
+            )
         )
         self._checkpoint(self._batch_in_epoch)
         return "diverged"
@@ -636,15 +636,14 @@ class Trainer:
         if self._pending_loss:
             losses, correct = self._pending_values()
             batches = np.array(self._pending_batch)
-            event = {
-                "type": "steps",
-                "epoch": self.epoch,
-                "step": np.array(self._pending_steps),
-                "loss": losses,
-                "accuracy": correct / batches if self.data.is_classification else None,
-                "lr": np.array(self._pending_lr),
-                "batches_per_epoch": len(self.batches),
-            }
+            event = events.Steps(
+                epoch=self.epoch,
+                step=np.array(self._pending_steps),
+                loss=losses,
+                accuracy=correct / batches if self.data.is_classification else None,
+                lr=np.array(self._pending_lr),
+                batches_per_epoch=len(self.batches),
+            )
             self._epoch_loss, self._epoch_correct = self._add_to_totals(losses, correct)
             self._pending_loss, self._pending_correct, self._pending_outputs = [], [], []
             self._pending_batch, self._pending_steps, self._pending_lr = [], [], []
@@ -652,7 +651,7 @@ class Trainer:
             if not self.check_each_loss and not self._stopped_diverged:
                 # On a GPU the losses are only seen here, a few steps late: judge them in
                 # step order and put back the newest weights a sound loss has proven.
-                for step, value in zip(event["step"].tolist(), losses.tolist()):
+                for step, value in zip(event.step.tolist(), losses.tolist()):
                     verdict = self._guard.check(step, value)
                     if verdict:
                         restored = self._rollback.restore(step)
@@ -743,7 +742,14 @@ class Trainer:
         val = self.evaluate(self.data.validation)
         metrics.update({f"val_{k}": v for k, v in val.items()})
         self.history.append(metrics)
-        self.emit({"type": "epoch", **metrics, "epochs": self.settings["epochs"]})
+        self.emit(
+            events.Epoch(
+                epoch=metrics["epoch"],
+                step=metrics["step"],
+                epochs=self.settings["epochs"],
+                metrics={k: v for k, v in metrics.items() if k not in ("epoch", "step")},
+            )
+        )
         return metrics
 
     def _test_metrics(self) -> dict:
@@ -763,28 +769,27 @@ class Trainer:
             "metrics": best,
         }
 
-    def _start_event(self, epochs: int, steps_per_epoch: int) -> dict:
+    def _start_event(self, epochs: int, steps_per_epoch: int) -> events.Start:
         analysis = self.analysis  # of the network the model was built from
-        return {
-            "type": "start",
-            "project": self.project.name,
-            "device": str(self.device),
-            "epochs": epochs,
-            "batches_per_epoch": steps_per_epoch,
-            "total_steps": epochs * steps_per_epoch,
-            "first_step": self.step,
-            "layers": self.monitors.names,
-            "layer_types": [layer.type for layer in self.monitors.layers],
-            "layer_params": [layer.numel for layer in self.monitors.layers],
-            "activation_layers": [a.name for a in self.monitors.act_layers],
-            "activation_kinds": [a.kind for a in self.monitors.act_layers],
-            "trainable_params": analysis.trainable_params,
-            "frozen_params": analysis.frozen_params,
-            "loss": self.loss_name,
-            "classes": self.data.classes,
-            "train_samples": len(self.data.train),
-            "data": self._data_report(),
-        }
+        return events.Start(
+            project=self.project.name,
+            device=str(self.device),
+            epochs=epochs,
+            batches_per_epoch=steps_per_epoch,
+            total_steps=epochs * steps_per_epoch,
+            first_step=self.step,
+            layers=self.monitors.names,
+            layer_types=[layer.type for layer in self.monitors.layers],
+            layer_params=[layer.numel for layer in self.monitors.layers],
+            activation_layers=[a.name for a in self.monitors.act_layers],
+            activation_kinds=[a.kind for a in self.monitors.act_layers],
+            trainable_params=analysis.trainable_params,
+            frozen_params=analysis.frozen_params,
+            loss=self.loss_name,
+            classes=self.data.classes,
+            train_samples=len(self.data.train),
+            data=self._data_report(),
+        )
 
     def _data_report(self) -> str:
         """The data report, and a line when its classes are imbalanced (what to set, or

@@ -1,8 +1,8 @@
 """A run's events as they happen, in its folder, for anyone who wants to watch.
 
 Rank 0 of every run writes `events.jsonl` in the run folder: one JSON line per event, the
-same plain events the window's plots and the diagnosis take (numpy arrays written as
-{"__array__": dtype, "shape": [...], "values": [...]}, NaN as NaN). The window follows it
+events of `studio.training.events` in their JSON form (numpy arrays written as
+{"__array__": dtype, "shape": [...], "values": [...]}, NaN as NaN; docs/events.md). The window follows it
 with `EventTail` (File → Watch Run…): a run started with `studio train` — on this machine,
 or on a cluster whose run folder is on a shared file system — shows its live plots and
 findings as they arrive.
@@ -21,40 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.training.events import PER_STEP, Event, typed
+
 EVENTS = "events.jsonl"
 ROWS_PER_SECOND = 20
 WRITE_EVERY = 0.25  # seconds between writes to the file (each a flush)
-# Events carrying per-step rows: arrays whose length is that of their "step".
-PER_STEP = ("steps", "gradients", "weights", "flow", "activations")
-
-
-def encode(value):
-    """An event value in JSON's terms (arrays tagged, so they come back as arrays)."""
-    if isinstance(value, np.ndarray):
-        return {
-            "__array__": str(value.dtype),
-            "shape": list(value.shape),
-            "values": value.ravel().tolist(),
-        }
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [encode(v) for v in value]
-    if hasattr(value, "tolist"):  # a torch tensor that slipped through
-        return value.tolist()
-    return value
-
-
-def decode(value):
-    if isinstance(value, dict):
-        if "__array__" in value:
-            return np.array(value["values"], dtype=value["__array__"]).reshape(value["shape"])
-        return {k: decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode(v) for v in value]
-    return value
 
 
 class EventLog:
@@ -68,37 +39,34 @@ class EventLog:
         self.stride = 1
         self._rate_since = (time.monotonic(), None)  # (time, first step seen)
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: Event) -> None:
         if self.file.closed:
             return
-        if event["type"] in PER_STEP:
+        event = typed(event)
+        if event.type in PER_STEP:
             event = self._thinned(event)
             if event is None:
                 return
-        self.lines.append(json.dumps(encode(event)))
+        self.lines.append(json.dumps(event.to_json()))
         now = time.monotonic()
-        if event["type"] != "steps" or now - self.last_write >= WRITE_EVERY:
+        if event.type != "steps" or now - self.last_write >= WRITE_EVERY:
             self.write()
-        if event["type"] == "end":
+        if event.type == "end":
             self.close()
 
-    def _thinned(self, event: dict) -> dict | None:
-        steps = np.asarray(event.get("step"))
+    def _thinned(self, event: Event) -> Event | None:
+        steps = np.asarray(event["step"])
         if steps.ndim != 1 or len(steps) == 0:
             return event
-        if event["type"] == "steps":
+        if event.type == "steps":
             self._measure(steps)
         keep = steps % self.stride == 0
-        keep[-1] |= event["type"] != "steps"  # a probe's newest row is always news
+        keep[-1] |= event.type != "steps"  # a probe's newest row is always news
         if keep.all():
             return event
         if not keep.any():
             return None
-        n = len(steps)
-        return {
-            k: (v[keep] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n else v)
-            for k, v in event.items()
-        }
+        return event.rows(keep)
 
     def _measure(self, steps: np.ndarray) -> None:
         """The stride from the run's speed: about ROWS_PER_SECOND rows a second."""
@@ -134,7 +102,7 @@ class EventTail:
         self.offset = 0
         self.rest = b""
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[Event]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -149,7 +117,7 @@ class EventTail:
             if not line.strip():
                 continue
             try:
-                events.append(decode(json.loads(line)))
+                events.append(Event.from_json(json.loads(line)))
             except ValueError:
                 continue  # a damaged line (the disk filled mid-write): skip it
         return events

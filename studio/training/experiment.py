@@ -29,6 +29,7 @@ from studio.analysis import analyze
 from studio.data.resampling import Fold, cost_warning, describe_method, run_count
 from studio.document import Project
 from studio.errors import notice
+from studio.training import events
 from studio.training.session import TrainingOutcome, train
 
 # The validation (and test) metrics an experiment sums up, in the order it shows them.
@@ -113,13 +114,12 @@ def run_experiment(
         if stop.is_set():
             break
         fold = Fold(method, number, count)
-        event = {
-            "type": "fold",
+        event = events.Fold(
             **fold.to_dict(),
-            "label": fold.label,
-            "experiment": experiment,
-            "title": describe_method(method, count),
-        }
+            label=fold.label,
+            experiment=experiment,
+            title=describe_method(method, count),
+        )
         for listener in listeners:
             listener(event)
         data = prepare_data(project.data, input_shape, seed, base, raw=raw, fold=fold)

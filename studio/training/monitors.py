@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from studio.training import events
 from studio.training.finetune import stages_of
 from studio.training.signal import Activation, SignalProbe, Watched
 
@@ -426,41 +427,38 @@ class Monitors:
         self._charge("histograms", time.perf_counter() - started)
 
     # -- flushing -----------------------------------------------------------------------
-    def flush(self) -> list[dict]:
+    def flush(self) -> list[events.Event]:
         """Copy what is pending to the host as plain numpy events."""
         # The signal first: the diagnosis judges gradients by the back-propagated profile
         # when it has one, and by the weight gradients alone otherwise.
-        p, events = self.pending, self.signal.flush(self.names)
+        p, out = self.pending, self.signal.flush(self.names)
         if p.grad_norms:
-            events.append(
-                {
-                    "type": "gradients",
-                    "step": np.array(p.grad_steps),
-                    "norms": _host(p.grad_norms),
-                    "frozen": np.stack(p.grad_frozen),  # (steps, layers): NaN norm = frozen
-                }
+            out.append(
+                events.Gradients(
+                    step=np.array(p.grad_steps),
+                    norms=_host(p.grad_norms),
+                    frozen=np.stack(p.grad_frozen),  # (steps, layers): NaN norm = frozen
+                )
             )
         if p.weight_norms:
-            events.append(
-                {
-                    "type": "weights",
-                    "step": np.array(p.weight_steps),
-                    "norms": _host(p.weight_norms),
-                    "update_ratio": _host(p.update_ratios),
-                    "frozen": np.stack(p.weight_frozen),
-                }
+            out.append(
+                events.Weights(
+                    step=np.array(p.weight_steps),
+                    norms=_host(p.weight_norms),
+                    update_ratio=_host(p.update_ratios),
+                    frozen=np.stack(p.weight_frozen),
+                )
             )
         for entry in p.histograms:
-            events.append(
-                {
-                    "type": "histograms",
-                    "step": entry["step"],
-                    "weights": {k: _host_hist(v) for k, v in entry["weights"].items()},
-                    "gradients": {k: _host_hist(v) for k, v in entry["gradients"].items()},
-                }
+            out.append(
+                events.Histograms(
+                    step=entry["step"],
+                    weights={k: _host_hist(v) for k, v in entry["weights"].items()},
+                    gradients={k: _host_hist(v) for k, v in entry["gradients"].items()},
+                )
             )
         self.pending = Pending()
-        return events
+        return out
 
 
 def _histogram(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

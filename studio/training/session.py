@@ -11,19 +11,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from studio.analysis import analyze
 from studio.data.prepare import PreparedData
 from studio.data.resampling import Fold
 from studio.document import Project
 from studio.errors import StudioError
 from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
-from studio.training import distributed
+from studio.training import distributed, events
+from studio.training.callbacks import Callback
 from studio.training.diagnosis import Diagnosis, Finding
 from studio.training.engine import FitResult, Trainer
 from studio.training.eventlog import EventLog
 from studio.training.runs import Run
+from studio.training.series import SeriesLog
 from studio.training.setup import pick_device
 
 
@@ -41,7 +41,8 @@ def train(
     runs_root: Path | None = Path("runs"),
     base: Path = Path("."),
     device: str | None = None,
-    listeners: Iterable[Callable[[dict], None]] = (),
+    listeners: Iterable[Callable[[events.Event], None]] = (),
+    callbacks: Iterable[Callback] = (),
     resume: Run | None = None,
     stop: threading.Event | None = None,
     pause: threading.Event | None = None,
@@ -55,7 +56,9 @@ def train(
 
     `fold`, `experiment`: this run is one fold of a k-fold, bootstrap or leave-one-out
     experiment (studio/training/experiment.py runs them all); `data`: its splits, when
-    the caller prepared them already. A resumed fold keeps its fold and experiment."""
+    the caller prepared them already. A resumed fold keeps its fold and experiment.
+    `listeners` hear every event (studio/training/events.py); `callbacks` hook into the
+    loop (studio/training/callbacks.py), their `on_event` after the listeners."""
     listeners = list(listeners)
     world = distributed.current()
     if not world.main:
@@ -84,6 +87,7 @@ def train(
             base=base,
             device=device,
             listeners=watchers,
+            callbacks=callbacks,
             stop=stop,
             pause=pause,
             emit_hz=emit_hz,
@@ -107,7 +111,7 @@ def train(
             experiment=experiment,
         )
         trainer.run = run
-        series = _SeriesLog()
+        series = SeriesLog()
         # events.jsonl: what File → Watch Run… follows (studio/training/eventlog.py).
         log = EventLog(run.path)
         trainer.listeners.extend([_RunLog(run), series, log])
@@ -160,50 +164,14 @@ def train(
     return TrainingOutcome(run, result, diagnosis.findings, summary)
 
 
-class _SeriesLog:
-    """Keeps per-step loss, per-layer gradient norms and fine-tuning phase changes, so runs
-    can be overlaid later (a past run's plot marks its phases too)."""
-
-    def __init__(self):
-        self.layers: list[str] = []
-        self.steps, self.losses, self.grad_steps, self.grads = [], [], [], []
-        self.phases: list[tuple[int, int, str]] = []  # step, epoch, label
-
-    def __call__(self, event: dict) -> None:
-        if event["type"] == "start":
-            self.layers = list(event["layers"])
-        elif event["type"] == "steps":
-            self.steps.append(event["step"])
-            self.losses.append(event["loss"])
-        elif event["type"] == "gradients":
-            self.grad_steps.append(event["step"])
-            self.grads.append(event["norms"])
-        elif event["type"] == "phase":
-            self.phases.append((int(event["step"]), int(event["epoch"]), str(event["label"])))
-
-    def save(self, path: Path) -> None:
-        def cat(parts, empty):
-            return np.concatenate(parts) if parts else empty
-
-        np.savez_compressed(
-            path,
-            layers=np.array(self.layers, dtype=str),
-            step=cat(self.steps, np.zeros(0, dtype=int)),
-            loss=cat(self.losses, np.zeros(0)),
-            grad_step=cat(self.grad_steps, np.zeros(0, dtype=int)),
-            grad_norms=cat(self.grads, np.zeros((0, len(self.layers)))),
-            phase_step=np.array([p[0] for p in self.phases], dtype=int),
-            phase_epoch=np.array([p[1] for p in self.phases], dtype=int),
-            phase_label=np.array([p[2] for p in self.phases], dtype=str),
-        )
-
-
 class _RunLog:
     """Writes epoch metrics to the run folder as they arrive."""
 
     def __init__(self, run: Run):
         self.run = run
 
-    def __call__(self, event: dict) -> None:
-        if event["type"] == "epoch":
-            self.run.append_metrics({k: v for k, v in event.items() if k != "type"})
+    def __call__(self, event: events.Event) -> None:
+        if isinstance(event, events.Epoch):
+            row = event.to_dict()
+            del row["type"]
+            self.run.append_metrics(row)

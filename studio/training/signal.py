@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from studio.training import events
+
 SAMPLES = 8  # samples per batch for activation means, stds and saturation
 DEAD_WINDOW = 256  # samples a ReLU unit must stay at zero for before it counts as dead
 SATURATING = {
@@ -99,6 +101,7 @@ class SignalProbe:
         self._nan: torch.Tensor | None = None
         self._seen: tuple | None = None  # (tensor, slot) the last activation hook read
         self._latest_dead: np.ndarray | None = None
+        self._silent_before: list[torch.Tensor] | None = None  # the last window's silent units
         self._full = True  # whether this step's hooks record everything or units only
         self._windows = 0  # dead-unit windows completed
         self._seconds = 0.0  # what this step's hooks and bookkeeping took
@@ -247,34 +250,40 @@ class SignalProbe:
         w.samples += self._batch
         if w.samples < DEAD_WINDOW or len(w.maxima) < len(self.rectified):
             return
-        dead = torch.stack(
-            [(torch.stack(w.maxima[i]).amax(0) <= 0).float().mean() for i in self.rectified]
-        )
+        silent = [torch.stack(w.maxima[i]).amax(0) <= 0 for i in self.rectified]
+        before = self._silent_before
+        if before is not None and [b.shape for b in before] == [s.shape for s in silent]:
+            both = torch.stack([(s & b).float().mean() for s, b in zip(silent, before)])
+        else:
+            both = torch.full((len(silent),), float("nan"), device=silent[0].device)
+        # One (2, layers) tensor, one copy to the host: silent now; silent in both windows.
+        dead = torch.stack([torch.stack([s.float().mean() for s in silent]), both])
+        self._silent_before = silent
         self.pending.dead.append((w.first_step, step, w.samples, dead))
         self.window = _Window()
         self._windows += 1
 
     # -- flushing -----------------------------------------------------------------------
-    def flush(self, names: list[str]) -> list[dict]:
-        p, events = self.pending, []
+    def flush(self, names: list[str]) -> list[events.Event]:
+        p, out = self.pending, []
         self.pending = _Pending()
         dead_rows = []
         act_names = [a.name for a in self.activations]
-        for first, last, samples, fraction in p.dead:
-            values = fraction.cpu().numpy()
+        for first, last, samples, fractions in p.dead:
+            values, persistent = fractions.cpu().numpy()
             dead_rows.append((last, values))
-            events.append(
-                {
-                    "type": "dead_units",
-                    "step": last,
-                    "first_step": first,
-                    "samples": samples,
-                    "layers": [act_names[i] for i in self.rectified],
-                    "fraction": values,
-                }
+            out.append(
+                events.DeadUnits(
+                    step=last,
+                    first_step=first,
+                    samples=samples,
+                    layers=[act_names[i] for i in self.rectified],
+                    fraction=values,
+                    persistent=persistent,
+                )
             )
         if not p.values:
-            return events
+            return out
         values = torch.stack(p.values).cpu().numpy().astype(np.float64)
         counts = np.stack(p.counts)
         with np.errstate(all="ignore"):
@@ -284,14 +293,13 @@ class SignalProbe:
         layers, acts = len(self.watched), len(self.activations)
         steps = np.array(p.steps)
         if layers:
-            events.append(
-                {
-                    "type": "flow",
-                    "step": steps,
-                    "layers": list(names),
-                    "forward_rms": per_element[:, :layers],
-                    "backprop_rms": per_element[:, layers : 2 * layers],
-                }
+            out.append(
+                events.Flow(
+                    step=steps,
+                    layers=list(names),
+                    forward_rms=per_element[:, :layers],
+                    backprop_rms=per_element[:, layers : 2 * layers],
+                )
             )
         if acts:
             base = 2 * layers
@@ -301,18 +309,17 @@ class SignalProbe:
                 rms = per_element[:, base + acts : base + 2 * acts]
                 std = np.sqrt(np.clip(rms**2 - mean**2, 0, None))
                 special = values[:, base + 2 * acts :] / n
-            events.append(
-                {
-                    "type": "activations",
-                    "step": steps,
-                    "layers": act_names,
-                    "kinds": [a.kind for a in self.activations],
-                    "mean": mean,
-                    "std": std,
-                    "saturated_or_dead": self._with_dead(special, p.steps, dead_rows),
-                }
+            out.append(
+                events.Activations(
+                    step=steps,
+                    layers=act_names,
+                    kinds=[a.kind for a in self.activations],
+                    mean=mean,
+                    std=std,
+                    saturated_or_dead=self._with_dead(special, p.steps, dead_rows),
+                )
             )
-        return events
+        return out
 
     def _with_dead(self, special: np.ndarray, steps: list[int], dead_rows: list) -> np.ndarray:
         """A ReLU layer's value is the dead fraction of the newest complete window (none

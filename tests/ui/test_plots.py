@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from studio.training.series import replay  # noqa: E402
 from ui.plots import (  # noqa: E402
     GradientNormPlot,
     HistogramPlot,
@@ -369,7 +370,7 @@ def test_comparison_from_saved_series_matches_layers_by_name(plots, mlp_events):
         "grad_step": np.arange(5),
         "grad_norms": np.tile([1e-1, 1.0, 1e-3], (5, 1)),
     }
-    plots.set_comparison(series, "saved")
+    plots.set_comparison(replay(series), "saved")  # the saved arrays as their events
     plots.refresh(force=True)
     comp = plots.gradients.comparison_lines
     assert comp.names == [layers[0], layers[2]]  # the current run's order, shared layers only

@@ -161,25 +161,6 @@ class RunHistory:
             history.feed(event)
         return history
 
-    @classmethod
-    def from_series(cls, series: dict) -> RunHistory:
-        """From the arrays a saved run keeps (`Run.series()`): layers, step, loss,
-        grad_step, grad_norms; optionally val_step and val_loss."""
-        history = cls()
-        layers = [str(n) for n in np.asarray(series.get("layers", []), dtype=str).tolist()]
-        history.feed({"type": "start", "layers": layers})
-        if len(series.get("step", ())):
-            history.feed(
-                {"type": "steps", "step": series["step"], "loss": series["loss"], "accuracy": None}
-            )
-        if len(series.get("grad_step", ())):
-            history.feed(
-                {"type": "gradients", "step": series["grad_step"], "norms": series["grad_norms"]}
-            )
-        for step, loss in zip(series.get("val_step", ()), series.get("val_loss", ())):
-            history.feed({"type": "epoch", "step": step, "val_loss": loss})
-        return history
-
     # -- events ---------------------------------------------------------------------------
     def feed(self, event: dict) -> None:
         handler = getattr(self, "_on_" + str(event.get("type")), None)
@@ -327,6 +308,9 @@ class RunHistory:
             for layer, (counts, edges) in (event.get(kind) or {}).items():
                 self.histograms[kind].setdefault(layer, Snapshots()).add(step, counts, edges)
         self.histogram_version += 1
+
+    def _on_phase(self, event: dict) -> None:  # fine-tuning: stages or learning rates changed
+        self.add_mark(event["step"], event.get("label", ""))
 
     def _on_diverged(self, event: dict) -> None:
         self.status = "diverged"

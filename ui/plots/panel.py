@@ -32,13 +32,10 @@ SECONDARY_INTERVAL = 0.25  # s at least between redraws of the plots sampled les
 
 
 def as_history(data) -> RunHistory | None:
-    """A comparison run from what the caller has: a RunHistory, a list of recorded
-    events, or the arrays a saved run keeps (`Run.series()`: layers, step, loss,
-    grad_step, grad_norms)."""
+    """A comparison run from what the caller has: a RunHistory or a list of its events
+    (a saved run's: `studio.training.series.replay`)."""
     if data is None or isinstance(data, RunHistory):
         return data
-    if isinstance(data, dict):
-        return RunHistory.from_series(data) if data else None
     return RunHistory.from_events(data)
 
 
@@ -251,8 +248,7 @@ class TrainingPlots(QWidget):
     def set_comparison(self, data, label: str = "") -> None:
         """Overlay another run, dashed and faded: its smoothed loss and validation loss,
         and its per-layer gradient norms (layers matched by name). `data` is a
-        RunHistory, a list of its events, or a saved run's series arrays; None removes
-        the overlay."""
+        RunHistory or a list of its events; None removes the overlay."""
         history = as_history(data)
         for panel in self.panels:
             panel.set_comparison(history, label)
