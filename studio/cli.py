@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN", help="continue a stopped run (its id, folder, or 'last')"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard logs into the run folder (training.tensorboard)",
+    )
     # Where the project's relative data paths start (default: the project file's folder).
     train.add_argument("--base", metavar="DIR", help=argparse.SUPPRESS)
     parallel = train.add_argument_group(
@@ -248,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args):
     from studio.projectfile import load_project
 
-    return load_project(args.project, args.overrides)
+    overrides = list(args.overrides)
+    if getattr(args, "tensorboard", False):
+        overrides.append("training.tensorboard=true")
+    return load_project(args.project, overrides)
 
 
 def run_check(args) -> int:
@@ -338,6 +346,7 @@ def run_check(args) -> int:
 def run_export(args) -> int:
     from studio.builder import build_model
     from studio.export import DEFAULT_OPSET, export_onnx, export_safetensors
+    from studio.model_card import card_for
     from studio.pretrained import without_weights
     from studio.weights import load_weights
 
@@ -351,8 +360,13 @@ def run_export(args) -> int:
     if args.weights:
         load_weights(model, args.weights)
     if args.onnx:
+        card = card_for(project, model.input_shape, Path(args.project).parent)
         report = export_onnx(
-            model, args.onnx, args.opset or DEFAULT_OPSET, dynamic_batch=not args.static_batch
+            model,
+            args.onnx,
+            args.opset or DEFAULT_OPSET,
+            dynamic_batch=not args.static_batch,
+            metadata=card,
         )
         result["onnx"] = report.to_dict()
         result["ok"] = report.ok
@@ -501,6 +515,7 @@ def _experiment_done(args, experiment, base: Path) -> int:
 def _export_trained(run, path: str, base: Path) -> dict:
     from studio.builder import build_model
     from studio.export import export_onnx
+    from studio.model_card import card_for
     from studio.pretrained import without_weights
     from studio.weights import load_weights
 
@@ -509,7 +524,8 @@ def _export_trained(run, path: str, base: Path) -> dict:
     checkpoints = run.path / "checkpoints"
     best = checkpoints / "best.safetensors"
     load_weights(model, best if best.is_file() else checkpoints / "last.safetensors")
-    report = export_onnx(model, path)
+    card = card_for(run.project(), model.input_shape, base, run_folder=run.path)
+    report = export_onnx(model, path, metadata=card)
     return report.to_dict()
 
 

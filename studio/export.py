@@ -62,8 +62,10 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = True,
     tolerance: float = TOLERANCE,
+    metadata: dict[str, str] | None = None,
 ) -> ExportReport:
-    """Write model to path as ONNX and check it with onnxruntime against torch."""
+    """Write model to path as ONNX and check it with onnxruntime against torch.
+    `metadata`: written into the file's metadata_props (studio/model_card.py)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(f"Opset {opset} is not supported; choose {MIN_OPSET} to {MAX_OPSET}.")
     path = Path(path)
@@ -80,6 +82,8 @@ def export_onnx(
         sample = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
         exporter = _write(model, sample, path, opset, dynamic_batch)
         _check_opset(path, opset)
+        if metadata:
+            _write_metadata(path, metadata)
         batches = list(CHECK_BATCHES) if dynamic_batch else [2]
         diff = _verify(model, path, input_shape, batches)
     finally:
@@ -140,6 +144,28 @@ def _check_opset(path: Path, opset: int) -> None:
         raise ExportError(
             f"Asked for opset {opset} but the exporter wrote opset {written}; choose opset {written}."
         )
+
+
+def _write_metadata(path: Path, metadata: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = str(key), str(value)
+    try:
+        onnx.save(model, str(path))
+    except OSError as err:
+        raise ExportError(f"Cannot write '{path}': {err.strerror or err}.") from err
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """An ONNX file's metadata_props, as onnxruntime reads them."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
 def _verify(model: nn.Module, path: Path, input_shape: tuple, batches: list[int]) -> float:

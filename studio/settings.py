@@ -151,6 +151,13 @@ TRAINING: Section = {
         256,
         choices=("auto",),
     ),
+    "tensorboard": Param(
+        "tensorboard",
+        "bool",
+        False,
+        "Also write TensorBoard logs into the run folder (tensorboard --logdir RUNS): "
+        "losses, accuracies, learning rate, gradient norms, histograms and the graph.",
+    ),
     "precision": Param(
         "precision",
         "choice",

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from studio.builder import build_model
 from studio.errors import StudioError
 from studio.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_onnx, export_safetensors
+from studio.model_card import card_for
 from studio.pretrained import without_weights
 from studio.training.runs import list_runs
 from studio.weights import fits, load_weights
@@ -159,8 +160,16 @@ class ExportDialog(QDialog):
                 load_weights(model, checkpoint_of(Path(run_row["path"])))
             lines = []
             if self.onnx_on.isChecked():
+                run_folder = Path(run_row["path"]) if run_row else None
+                card = card_for(
+                    self.model.project, model.input_shape, folder or Path.cwd(), run_folder
+                )
                 report = export_onnx(
-                    model, self.onnx_path.text(), self.opset.value(), self.dynamic.isChecked()
+                    model,
+                    self.onnx_path.text(),
+                    self.opset.value(),
+                    self.dynamic.isChecked(),
+                    metadata=card,
                 )
                 verdict = "✔" if report.ok else "✘"
                 lines.append(f"{verdict} {report.summary()}")

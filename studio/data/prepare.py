@@ -107,6 +107,38 @@ class Split:
 
 
 @dataclass
+class Scaling:
+    """The affine map from the source's values to the network's input: input = value ×
+    multiply + add, per channel (images) or feature (tables), or one number for all."""
+
+    kind: str  # data.scaling: none | unit | symmetric | zscore | imagenet
+    multiply: list[float]
+    add: list[float]
+    per: str  # "channel", "feature" or "all"
+    value_range: tuple[float, float] | None = None  # the source's values (pixels: 0–255)
+
+    @classmethod
+    def of(cls, kind: str, scale, sample_shape: tuple[int, ...], value_range) -> Scaling:
+        """Read off the scaler itself (every scaling is affine): f(0) is what it adds,
+        f(1) - f(0) what it multiplies by."""
+        zero = scale(torch.zeros(1, *sample_shape)).reshape(sample_shape).double()
+        one = scale(torch.ones(1, *sample_shape)).reshape(sample_shape).double()
+        mul, add = one - zero, zero
+        if (mul == mul.flatten()[0]).all() and (add == add.flatten()[0]).all():
+            per, mul, add = "all", mul.flatten()[:1], add.flatten()[:1]
+        elif len(sample_shape) == 3 and _constant_within_channels(mul, add):
+            per, mul, add = "channel", mul[:, 0, 0], add[:, 0, 0]
+        else:
+            per, mul, add = "feature", mul.flatten(), add.flatten()
+        span = None if value_range is None else (float(value_range[0]), float(value_range[1]))
+        return cls(kind, [float(v) for v in mul], [float(v) for v in add], per, span)
+
+
+def _constant_within_channels(mul: torch.Tensor, add: torch.Tensor) -> bool:
+    return bool((mul == mul[:, :1, :1]).all() and (add == add[:, :1, :1]).all())
+
+
+@dataclass
 class PreparedData:
     train: Split
     validation: Split
@@ -117,6 +149,7 @@ class PreparedData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)  # per sample before splitting
+    scaling: Scaling | None = None  # what turns the source's values into the network's input
 
     def origin(self, split: Split, i: int) -> str:
         """Where the i-th sample of a split came from (a file, a CSV line, a number)."""
@@ -212,6 +245,7 @@ def prepare_data(
         raw.skipped,
         raw.notes,
         list(raw.origins),
+        Scaling.of(settings["scaling"], scale, tuple(raw.x.shape[1:]), raw.value_range),
     )
 
 

@@ -17,6 +17,7 @@ from studio.data.resampling import Fold
 from studio.document import Project
 from studio.errors import StudioError
 from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
+from studio.model_card import CARD, model_card
 from studio.training import distributed, events
 from studio.training.callbacks import Callback
 from studio.training.diagnosis import Diagnosis, Finding
@@ -25,6 +26,7 @@ from studio.training.eventlog import EventLog
 from studio.training.runs import Run
 from studio.training.series import SeriesLog
 from studio.training.setup import pick_device
+from studio.training.tensorboard import TensorBoardLog, writer_class
 
 
 @dataclass
@@ -72,6 +74,8 @@ def train(
         project = resume.project()
         fold, experiment = resume.fold(), resume.experiment()
     analysis = analyze(project.network)
+    if runs_root is not None and project.training.get("tensorboard"):
+        writer_class()  # not installed: one sentence before anything is made
     chosen = str(pick_device(device or project.training.get("device", "auto")))
     if analysis.ok and not force:
         needs = estimate(project, analysis, chosen, base)
@@ -111,15 +115,22 @@ def train(
             experiment=experiment,
         )
         trainer.run = run
+        # How to feed the trained model (its exports carry it): the data as trained on.
+        card = model_card(project, trainer.model.input_shape, trainer.data, trainer.loss_name)
+        run.write_json(CARD, card)
         series = SeriesLog()
         # events.jsonl: what File → Watch Run… follows (studio/training/eventlog.py).
-        log = EventLog(run.path)
-        trainer.listeners.extend([_RunLog(run), series, log])
+        logs = [EventLog(run.path)]
+        if project.training.get("tensorboard"):
+            sample = trainer.data.train.x[:1].to(trainer.device)
+            logs.append(TensorBoardLog(run.path, trainer.model, sample))
+        trainer.listeners.extend([_RunLog(run), series, *logs])
     try:
         result = trainer.fit(resume=state)
     except BaseException as err:
         if run is not None:
-            log.close()
+            for log in logs:  # what they hold is written: the run's story up to the error
+                log.close()
         error = err if isinstance(err, StudioError) else None
         if is_out_of_memory(err):
             error = StudioError(out_of_memory_sentence(project, analysis, chosen))
