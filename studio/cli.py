@@ -107,10 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = project_command(
         "export",
-        "Export the model to ONNX (verified by onnxruntime) and/or safetensors.",
+        "Export the model (a project's, or a trained run's) to ONNX (verified by "
+        "onnxruntime), safetensors, and/or plain PyTorch code.",
         run_export,
     )
+    export._actions[
+        [a.dest for a in export._actions].index("project")
+    ].help = "the project file (.json), or a run (its folder, or its id in --runs)"
+    export.add_argument(
+        "--runs", default="runs", metavar="DIR", help="where runs are kept (default: ./runs)"
+    )
     export.add_argument("--onnx", metavar="OUT", help="ONNX file to write")
+    export.add_argument(
+        "--pytorch",
+        metavar="DIR",
+        help="write model.py, train.py, weights.safetensors and a README into DIR",
+    )
     export.add_argument("--safetensors", metavar="OUT", help="safetensors weights file to write")
     export.add_argument("--opset", type=int, default=None, help="ONNX opset (13 to 23; default 18)")
     export.add_argument(
@@ -247,7 +259,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     launch.add_argument("project", nargs="?", help="project file to open")
     launch.set_defaults(run=run_launch, json=False)
+
+    desktop = sub.add_parser(
+        "install-desktop",
+        help="Add the studio to the desktop's application menu (this user; --remove undoes it).",
+    )
+    desktop.add_argument("--remove", action="store_true", help="take the menu entry away again")
+    desktop.set_defaults(run=run_install_desktop, json=False)
     return parser
+
+
+def run_install_desktop(args) -> int:
+    from studio import desktop
+
+    if args.remove:
+        gone = desktop.remove()
+        print(
+            "Removed " + " and ".join(str(p) for p in gone) + "."
+            if gone
+            else "Nothing to remove: no menu entry was installed."
+        )
+        return EXIT_OK
+    written = desktop.install()
+    print(f"Wrote {written[0]} and {written[1]}; Studio is in the application menu.")
+    return EXIT_OK
 
 
 def _load(args):
@@ -350,17 +385,46 @@ def run_export(args) -> int:
     from studio.pretrained import without_weights
     from studio.weights import load_weights
 
-    if not args.onnx and not args.safetensors:
-        raise StudioError("Nothing to export: give --onnx OUT and/or --safetensors OUT.")
-    project = _load(args)
+    if not args.onnx and not args.safetensors and not args.pytorch:
+        raise StudioError(
+            "Nothing to export: give --onnx OUT, --safetensors OUT and/or --pytorch DIR."
+        )
+    target = Path(args.project)
+    run = None
+    is_run = (target / "project.json").is_file() or (
+        not target.exists() and target.suffix != ".json"  # a run's id
+    )
+    if is_run:  # its best weights
+        from studio.training.runs import Run
+
+        run = Run.open(args.runs, args.project)
+        project, base = run.project(), run.path
+        args.weights = args.weights or str(_run_checkpoint(run.path))
+    else:
+        project, base = _load(args), target.parent
     # Given trained weights, pretrained backbones need not be loaded first.
     with contextlib.nullcontext() if not args.weights else without_weights():
-        model = build_model(project, base=Path(args.project).parent)
+        model = build_model(project, base=base)
     result: dict = {"ok": True, "project": project.name}
     if args.weights:
         load_weights(model, args.weights)
+    card = None
+    if args.onnx or args.pytorch:
+        card = card_for(project, model.input_shape, base, run.path if run else None)
+    if args.pytorch:
+        from studio.export_code import export_pytorch
+
+        source = (
+            f"run {run.id}, {Path(args.weights).stem} checkpoint"
+            if run
+            else (f"from {args.weights}" if args.weights else "the project's initial weights")
+        )
+        code = export_pytorch(project, model, args.pytorch, card, source)
+        result["pytorch"] = code.to_dict()
+        result["ok"] = result["ok"] and code.ok
+        if not args.json:
+            print(code.summary())
     if args.onnx:
-        card = card_for(project, model.input_shape, Path(args.project).parent)
         report = export_onnx(
             model,
             args.onnx,
@@ -510,6 +574,12 @@ def _experiment_done(args, experiment, base: Path) -> int:
                 f"(onnxruntime max |difference| {o['max_abs_diff']:.2e})."
             )
     return EXIT_OK if summary["status"] in ("completed", "stopped") else EXIT_INVALID
+
+
+def _run_checkpoint(folder: Path) -> Path:
+    """The weights a run's export uses: its best checkpoint, else its last."""
+    best = folder / "checkpoints" / "best.safetensors"
+    return best if best.is_file() else folder / "checkpoints" / "last.safetensors"
 
 
 def _export_trained(run, path: str, base: Path) -> dict:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from studio.analysis import analyze
 from studio.builder import build_model
+from studio.bundled import EXAMPLES
 from studio.export import export_onnx
 from studio.projectfile import load_project
 from studio.report import layer_table
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "resources" / "examples"
 OUTPUT = Path("studio-output")
 
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from studio.builder import build_model
 from studio.errors import StudioError
 from studio.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_onnx, export_safetensors
+from studio.export_code import export_pytorch
 from studio.model_card import card_for
 from studio.pretrained import without_weights
 from studio.training.runs import list_runs
@@ -38,6 +39,7 @@ INSTALLATION = Path(__file__).resolve().parent.parent
 
 
 def _path_row(default: str, caption: str, pattern: str) -> tuple[QWidget, QLineEdit]:
+    """A path field with a browse button; pattern "" browses for a folder."""
     row = QWidget()
     layout = QHBoxLayout(row)
     layout.setContentsMargins(0, 0, 0, 0)
@@ -46,7 +48,10 @@ def _path_row(default: str, caption: str, pattern: str) -> tuple[QWidget, QLineE
     browse.setFixedWidth(32)
 
     def pick():
-        path, _ = QFileDialog.getSaveFileName(row, caption, edit.text(), pattern)
+        if pattern:
+            path, _ = QFileDialog.getSaveFileName(row, caption, edit.text(), pattern)
+        else:
+            path = QFileDialog.getExistingDirectory(row, caption, str(Path(edit.text()).parent))
         if path:
             edit.setText(path)
 
@@ -136,6 +141,15 @@ class ExportDialog(QDialog):
         form.addRow("Opset", self.opset)
         form.addRow("", self.dynamic)
         form.addRow(self.weights_on, weights_row)
+        self.code_on = QCheckBox("PyTorch code")
+        self.code_on.setToolTip(
+            "model.py (the network as a plain nn.Module), train.py (the project's training "
+            "loop), weights.safetensors and a README; nothing in them imports the studio."
+        )
+        code_row, self.code_path = _path_row(
+            str(folder / f"{name}_pytorch"), "Folder for the code", ""
+        )
+        form.addRow(self.code_on, code_row)
         self.result = QLabel()
         self.result.setWordWrap(True)
         self.result.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -159,11 +173,13 @@ class ExportDialog(QDialog):
             if run_row:
                 load_weights(model, checkpoint_of(Path(run_row["path"])))
             lines = []
-            if self.onnx_on.isChecked():
+            card = None
+            if self.onnx_on.isChecked() or self.code_on.isChecked():
                 run_folder = Path(run_row["path"]) if run_row else None
                 card = card_for(
                     self.model.project, model.input_shape, folder or Path.cwd(), run_folder
                 )
+            if self.onnx_on.isChecked():
                 report = export_onnx(
                     model,
                     self.onnx_path.text(),
@@ -173,12 +189,18 @@ class ExportDialog(QDialog):
                 )
                 verdict = "✔" if report.ok else "✘"
                 lines.append(f"{verdict} {report.summary()}")
+            if self.code_on.isChecked():
+                source = f"run of {run_row['id']}" if run_row else "the project's initial weights"
+                code = export_pytorch(
+                    self.model.project, model, self.code_path.text(), card, source
+                )
+                lines.append(f"{'✔' if code.ok else '✘'} {code.summary()}")
             if self.weights_on.isChecked():
                 path = export_safetensors(
                     model, self.weights_path.text(), {"project": self.model.project.name}
                 )
                 lines.append(f"✔ Wrote {path}.")
-            self.result.setText("\n".join(lines) or "Tick ONNX and/or safetensors.")
+            self.result.setText("\n".join(lines) or "Tick ONNX, safetensors and/or PyTorch code.")
             self.result.setStyleSheet("")
             QSettings().setValue("export/folder", str(Path(self.onnx_path.text()).parent))
         except StudioError as err:

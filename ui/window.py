@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.bundled import EXAMPLES
 from studio.document import Project
 from studio.errors import StudioError
 from studio.memory import estimate as estimate_memory
@@ -53,10 +54,9 @@ from ui.plots import apply_theme as apply_plot_theme
 from ui.runs_panel import RunsPanel, run_label
 from ui.settings_panel import SettingsPanel
 from ui.strategy_dialog import StrategyDialog
-from ui.theme import RESOURCES, apply_theme, icon, is_dark
+from ui.theme import apply_theme, icon, is_dark
 from ui.training import TrainingController
 
-EXAMPLES = RESOURCES / "examples"
 MAX_RECENT = 8
 HEALTH_INTERVAL_MS = 500
 

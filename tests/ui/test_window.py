@@ -100,6 +100,23 @@ def test_the_export_dialog_writes_an_onnx_file_that_onnxruntime_runs(qtbot, tmp_
     assert (tmp_path / "model.safetensors").stat().st_size > 0
 
 
+def test_the_export_dialog_writes_pytorch_code_with_metadata_in_the_onnx(qtbot, tmp_path):
+    window = window_with(qtbot, "digits_mlp")
+    dialog = ExportDialog(window.model, window.runs_root, window)
+    qtbot.addWidget(dialog)
+    dialog.onnx_path.setText(str(tmp_path / "model.onnx"))
+    dialog.code_on.setChecked(True)
+    dialog.code_path.setText(str(tmp_path / "code"))
+    dialog.export()
+    text = dialog.result.text()
+    assert "model.py with the weights matches" in text, text
+    assert {"model.py", "train.py", "weights.safetensors", "README.md"} <= {
+        p.name for p in (tmp_path / "code").iterdir()
+    }
+    meta = ort.InferenceSession(str(tmp_path / "model.onnx")).get_modelmeta()
+    assert meta.custom_metadata_map["project"] == "digits_mlp"
+
+
 def test_export_errors_are_one_sentence_in_the_dialog(qtbot, tmp_path):
     window = window_with(qtbot, "digits_mlp")
     dialog = ExportDialog(window.model, window.runs_root, window)

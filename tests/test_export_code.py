@@ -1,0 +1,187 @@
+"""Export as code (issue 14): `studio export PROJECT|RUN --pytorch DIR` writes model.py,
+train.py, weights.safetensors and a README that need nothing of the studio: model.py with
+the weights gives the studio's outputs, train.py trains, and both pass ruff."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+from support import EXAMPLES, ROOT
+from test_shape_inference_property import SETTINGS, networks
+
+from studio.builder import build_model
+from studio.cli import main
+from studio.export_code import export_pytorch
+from studio.projectfile import load_project
+
+# A Python that refuses to import the studio (and, as the studio does, lets a CUDA-built
+# torchvision load beside the CPU torch of this machine).
+NO_STUDIO = """
+import sys
+sys.modules["studio"] = None
+import torch
+try:
+    import torchvision  # noqa: F401
+except RuntimeError:
+    for name in [m for m in sys.modules if m.startswith("torchvision")]:
+        del sys.modules[name]
+    lib = torch.library.Library("torchvision", "DEF")
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.define("qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")
+"""
+
+CHECK = (
+    NO_STUDIO
+    + """
+import importlib.util, json, numpy as np
+from safetensors.torch import load_file
+for folder in json.loads(sys.argv[1]):
+    spec = importlib.util.spec_from_file_location("model_" + str(abs(hash(folder))), folder + "/model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.Model()
+    model.load_state_dict(load_file(folder + "/weights.safetensors"), strict=True)
+    model.eval()
+    x = torch.from_numpy(np.load(folder + "/x.npy"))
+    with torch.no_grad():
+        np.save(folder + "/y.npy", model(x).numpy())
+"""
+)
+
+
+def example(path: Path):
+    overrides = []
+    if path.stem == "digits_resnet18_transfer":  # no downloads in tests: random weights
+        overrides = ["network.nodes.backbone.params.weights=none"]
+    return load_project(path, overrides)
+
+
+def ruff(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_every_example_written_as_code_gives_the_studio_outputs_without_the_studio(tmp_path):
+    folders, expected = [], {}
+    for path in EXAMPLES:
+        project = example(path)
+        model = build_model(project).eval()
+        with torch.no_grad():  # weights unlike their initial ones: the file must carry them
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.01)
+        folder = tmp_path / path.stem
+        report = export_pytorch(project, model, folder)
+        assert report.ok, (path.stem, report.max_abs_diff)
+        x = torch.randn(3, *model.input_shape, generator=torch.Generator().manual_seed(1))
+        np.save(folder / "x.npy", x.numpy())
+        with torch.no_grad():
+            expected[str(folder)] = model(x).numpy()
+        folders.append(str(folder))
+        text = (folder / "model.py").read_text()
+        assert "studio" not in text.split('"""', 2)[2]  # below the docstring
+        for nid in project.network.nodes:
+            if project.network.nodes[nid].type != "Input":
+                assert f"self.{nid} = " in text
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK, json.dumps(folders)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    for folder, want in expected.items():
+        got = np.load(Path(folder) / "y.npy")
+        assert np.abs(got - want).max() <= 1e-6, folder
+    lint = ruff(tmp_path)
+    assert lint.returncode == 0, lint.stdout
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(case=networks(), seed=st.integers(0, 2**31 - 1))
+def test_generated_networks_written_as_code_match_the_studio(tmp_path_factory, case, seed):
+    network = case.network
+    from support import project_of
+
+    project = project_of(network)
+    model = build_model(network, seed=seed).eval()
+    report = export_pytorch(project, model, tmp_path_factory.mktemp("code"))
+    assert report.ok, report.max_abs_diff
+
+
+def test_train_py_trains_digits_in_a_python_without_the_studio(tmp_path):
+    folder = tmp_path / "mlp"
+    code = main(
+        [
+            "export",
+            str(next(p for p in EXAMPLES if p.stem == "digits_mlp")),
+            "--pytorch",
+            str(folder),
+        ]
+    )
+    assert code == 0
+    run = NO_STUDIO + (
+        "import runpy\nsys.argv = ['train.py', '--epochs', '2']\n"
+        "runpy.run_path('train.py', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "epoch 2/2" in done.stdout
+    accuracy = float(done.stdout.split("val_accuracy ")[-1].split()[0])
+    assert accuracy > 0.8  # digits_mlp: ~95% after 2 epochs in the studio
+    trained = load_file(folder / "trained.safetensors")
+    assert set(trained) == set(load_file(folder / "weights.safetensors"))
+    assert ruff(folder).returncode == 0
+
+
+def test_a_run_exports_its_best_weights_as_code(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    mlp = next(p for p in EXAMPLES if p.stem == "digits_mlp")
+    assert main(["train", str(mlp), "--out", str(runs), "--set=training.epochs=1", "--quiet"]) == 0
+    [run] = [p.parent for p in runs.glob("*/*/project.json")]
+    capsys.readouterr()
+    out = tmp_path / "code"
+    assert main(["export", run.name, "--runs", str(runs), "--pytorch", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["pytorch"]["ok"]
+    best = load_file(run / "checkpoints" / "best.safetensors")
+    written = load_file(out / "weights.safetensors")
+    assert {f"layers.{k}" for k in written} == set(best)
+    for key, value in written.items():
+        assert torch.equal(value, best[f"layers.{key}"])
+    readme = (out / "README.md").read_text()
+    assert run.name in readme
+
+
+def test_a_layer_without_a_plain_pytorch_form_is_named_in_one_sentence(tmp_path, capsys):
+    pytest.importorskip("studio_swish")
+    raw = json.loads((ROOT / "resources" / "examples" / "digits_mlp.json").read_text())
+    nodes = raw["network"]["nodes"]
+    hidden = next(n for n in nodes if n["type"] == "Linear")
+    swish = {"id": "gate", "type": "Swish", "params": {"beta": 1.0, "learnable": False}}
+    nodes.append(swish)
+    edges = raw["network"]["edges"]
+    after = next(e for e in edges if e["source"] == hidden["id"])
+    edges.append({"source": hidden["id"], "target": "gate"})
+    after["source"] = "gate"
+    project = tmp_path / "swish.json"
+    project.write_text(json.dumps(raw))
+    code = main(["export", str(project), "--pytorch", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0 and "Node 'gate' (Swish)" in err and "Traceback" not in err
