@@ -292,7 +292,8 @@ def make_trainer(case: Case, steps: int, listener: Callable[[dict], None]) -> Tr
     if case.make_model is not None:
         # A model the studio cannot build yet: swap it in with what depends on it.
         model = case.model()
-        trainer.model = model
+        # The steps call trainer.forward (the model, or DDP around it): both are replaced.
+        trainer.model = trainer.forward = model
         trainer.optimizer = make_optimizer(project.training["optimizer"], list(model.parameters()))
         trainer.penalized = [p for p in model.parameters() if p.dim() > 1]
         trainer.monitors = Monitors(model, case.node_types, {}, project.training["monitors"])

@@ -120,7 +120,7 @@ class FeaturesFirst(nn.Module):
     "Backbone": '''
 class Backbone(nn.Module):
     """A torchvision classifier without its last Linear: image → feature vector. Frozen
-    parts do not train, and their batch-norm statistics stay as loaded."""
+    parts do not train, and their batch-norm statistics stay as loaded unless update_bn."""
 
     def __init__(self, model: str, classifier: str, **kwargs):
         super().__init__()
@@ -128,8 +128,8 @@ class Backbone(nn.Module):
         self.net.set_submodule(classifier, nn.Identity())
         self.frozen: list[str] = []
 
-    def freeze(self, parts: list[str]) -> None:
-        self.frozen = list(parts)
+    def freeze(self, parts: list[str], update_bn: bool = False) -> None:
+        self.frozen = [] if update_bn else list(parts)
         for path in parts:
             self.net.get_submodule(path).requires_grad_(False)
         self.train(self.training)
@@ -373,7 +373,8 @@ class ModelCode:
             layer = block.layer if isinstance(block, Block) else block
             if isinstance(layer, Backbone) and layer.freeze_point:
                 parts = [p for paths in layer._stage_paths[: layer.freeze_point] for p in paths]
-                out.append(f"self.{self.names[nid]}.layer.freeze({parts!r})")
+                update = ", update_bn=True" if layer.update_frozen_bn else ""
+                out.append(f"self.{self.names[nid]}.layer.freeze({parts!r}{update})")
             elif not any(p.requires_grad for p in block.parameters()) and list(block.parameters()):
                 out.append(f"self.{self.names[nid]}.requires_grad_(False)")
         return out

@@ -159,10 +159,20 @@ def augmenter(classes: int):
             INPUT_SHAPE[1:], (c["scale_min"], c["scale_max"]), (c["ratio_min"], c["ratio_max"])
         )
         steps.append(maybe(crop, c["p"]))
-    if "pad" in on:
+    side = min(INPUT_SHAPE[1:])
+    back = v2.Resize(INPUT_SHAPE[1:], antialias=True)  # the Input's size is fixed
+    if "center_crop" in on:  # a zoom in
+        c = on["center_crop"]
+        size = c["size"] or max(1, round(side * 7 / 8))
+        crop = [round(size * d / side) for d in INPUT_SHAPE[1:]]
+        steps.append(maybe(v2.Compose([v2.CenterCrop(crop), back]), c["p"]))
+    if "pad" in on:  # a zoom out
         p = on["pad"]
-        steps.append(maybe(v2.Pad(p["padding"], p["fill"], p["mode"]), p["p"]))
-        steps.append(v2.Resize(INPUT_SHAPE[1:]))
+        steps.append(maybe(v2.Compose([v2.Pad(p["padding"], p["fill"], p["mode"]), back]), p["p"]))
+    if "resize" in on:  # a lower resolution, at the same size
+        r = on["resize"]
+        shrink = v2.Resize(r["size"] or max(1, side // 2), antialias=True)
+        steps.append(maybe(v2.Compose([shrink, back]), r["p"]))
     if "color_jitter" in on:
         j = on["color_jitter"]
         jitter = v2.ColorJitter(j["brightness"], j["contrast"], j["saturation"], j["hue"])

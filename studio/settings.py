@@ -157,6 +157,7 @@ TRAINING: Section = {
         False,
         "Also write TensorBoard logs into the run folder (tensorboard --logdir RUNS): "
         "losses, accuracies, learning rate, gradient norms, histograms and the graph.",
+        label="TensorBoard logs",
     ),
     "precision": Param(
         "precision",

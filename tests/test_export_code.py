@@ -185,3 +185,22 @@ def test_a_layer_without_a_plain_pytorch_form_is_named_in_one_sentence(tmp_path,
     code = main(["export", str(project), "--pytorch", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code != 0 and "Node 'gate' (Swish)" in err and "Traceback" not in err
+
+
+def test_every_augmentation_becomes_torchvision_transforms_in_train_py(tmp_path):
+    cnn = next(p for p in EXAMPLES if p.stem == "digits_cnn")
+    project = load_project(cnn)
+    for chosen in project.data["augmentation"].values():
+        chosen["enabled"] = True
+    export_pytorch(project, build_model(project), tmp_path)
+    run = NO_STUDIO + (
+        "import runpy\n"
+        "g = runpy.run_path('train.py')\n"
+        "x, y = g['augmenter'](10)(torch.rand(4, 1, 8, 8), torch.tensor([1, 2, 3, 4]))\n"
+        "print(tuple(x.shape), tuple(y.shape))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(4,", "1,", "8,", "8)", "(4,", "10)"]  # mixed: soft labels
