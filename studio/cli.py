@@ -395,10 +395,11 @@ def run_export(args) -> int:
         not target.exists() and target.suffix != ".json"  # a run's id
     )
     if is_run:  # its best weights
+        from studio.evaluation import project_base
         from studio.training.runs import Run
 
         run = Run.open(args.runs, args.project)
-        project, base = run.project(), run.path
+        project, base = run.project(), project_base(run)
         args.weights = args.weights or str(_run_checkpoint(run.path))
     else:
         project, base = _load(args), target.parent
@@ -419,11 +420,19 @@ def run_export(args) -> int:
             if run
             else (f"from {args.weights}" if args.weights else "the project's initial weights")
         )
-        code = export_pytorch(project, model, args.pytorch, card, source)
+        code = export_pytorch(project, model, args.pytorch, card, source, base)
         result["pytorch"] = code.to_dict()
         result["ok"] = result["ok"] and code.ok
         if not args.json:
             print(code.summary())
+    unread = (card or {}).get("input.preprocessing", "")
+    if unread.startswith("not recorded: ") and not args.json:
+        # Written anyway (the network does not need the data); said, not left in the file.
+        print(
+            f"Note: the data could not be read, so the input's scaling and the classes are "
+            f"left out{' and train.py will not run as it is' if args.pytorch else ''}: "
+            f"{unread.removeprefix('not recorded: ')}"
+        )
     if args.onnx:
         report = export_onnx(
             model,

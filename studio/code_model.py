@@ -15,6 +15,7 @@ sentence; the export module checks every file it writes by loading it and compar
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
 
@@ -179,7 +180,15 @@ def identifier(node_id: str) -> str:
     """A node id as a Python name: other characters become _, a leading digit or a
     keyword gets a prefix."""
     name = re.sub(r"\W", "_", node_id)
-    if not name or name[0].isdigit() or keyword.iskeyword(name) or name in ("self", "torch", "nn"):
+    reserved = ("self", "torch", "nn", "torchvision")
+    # A leading __ would be renamed by Python inside the class (self.__x → _Model__x).
+    if (
+        not name
+        or name[0].isdigit()
+        or keyword.iskeyword(name)
+        or name in reserved
+        or name.startswith("__")
+    ):
         name = f"n_{name}"
     return name
 
@@ -311,6 +320,15 @@ class ModelCode:
         constants = [f"INPUT_SHAPE = {input_shape!r}  # one sample, without the batch"]
         if card and card.get("classes"):
             constants.append(f"CLASSES = {card['classes']}")
+        if card and "input.multiply" in card:
+            # What turns the data's values into the input: input = value × multiply + add.
+            scaling = {
+                "kind": card.get("input.scaling", ""),
+                "per": card.get("input.scaling_per", "all"),
+                "multiply": json.loads(card["input.multiply"]),
+                "add": json.loads(card["input.add"]),
+            }
+            constants.append(f"SCALING = {scaling!r}  # input = value × multiply + add")
         parts = [
             head
             + "\n\nfrom __future__ import annotations\n\n"
@@ -337,11 +355,15 @@ class ModelCode:
         about = f"\n\n{p.description}" if p.description else ""
         feed = ""
         if card and "input.preprocessing" in card:
-            feed = f"\n\nInput: {card['input.preprocessing']}"
+            text = card["input.preprocessing"].replace("input.multiply and input.add", "SCALING")
+            feed = f"\n\nInput: {text}"
         if card and "output.meaning" in card:
             feed += f"\nOutput: {card['output.meaning']}."
+        body = f"{p.name}, written out by Studio {__version__} as plain PyTorch.{about}{feed}"
+        # The project's own words may hold quotes or backslashes: kept as written.
+        body = body.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
         return (
-            f'"""{p.name}, written out by Studio {__version__} as plain PyTorch.{about}{feed}\n\n'
+            f'"""{body}\n\n'
             "    model = Model()\n"
             '    model.load_state_dict(safetensors.torch.load_file("weights.safetensors"))\n'
             '"""'

@@ -1,7 +1,8 @@
 """The project's training as a plain PyTorch script (`train.py` of `studio export --pytorch`).
 
 What a careful person would write by hand for the same settings: the data source (digits,
-an image folder, a CSV file), the split, the scaling, the optimizer and schedule,
+an image folder, a CSV file; its path written out whole), the classes kept, the split, the
+scaling, the optimizer and schedule,
 regularization, clipping, early stopping, the augmentations torchvision has, the loss and
 class weights, keeping the best weights. Settings are written in as constants at the top;
 nothing is imported from the studio. Its numbers are the studio's in kind, not bit for bit
@@ -11,6 +12,7 @@ nothing is imported from the studio. Its numbers are the studio's in kind, not b
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from studio.document import Project
 
@@ -62,7 +64,7 @@ def load_data():
 
         channels, height, width = INPUT_SHAPE
         mode = "RGB" if channels == 3 else "L"
-        folder = ImageFolder(str((HERE / DATA["path"]).resolve()) if not Path(DATA["path"]).is_absolute() else DATA["path"])
+        folder = ImageFolder(DATA["path"])
         images, labels = [], []
         for path, label in folder.samples:
             with folder.loader(path) as image:  # a PIL image
@@ -72,18 +74,35 @@ def load_data():
             labels.append(label)
         return np.stack(images), np.array(labels, dtype=np.int64), list(folder.classes), (0.0, 255.0)
     if source == "csv":
-        path = Path(DATA["path"]) if Path(DATA["path"]).is_absolute() else HERE / DATA["path"]
-        table = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
-        label = DATA["label_column"]
-        features = [n for n in table.dtype.names if n != label]
-        x = np.stack([table[n].astype(np.float32) for n in features], axis=1)
-        raw = table[label]
-        if raw.dtype.kind in "iub" or raw.dtype.kind == "U":  # classes
-            classes = sorted({{str(v) for v in raw}})
-            y = np.array([classes.index(str(v)) for v in raw], dtype=np.int64)
-            return x, y, classes, None
-        return x, raw.astype(np.float32), [], None
+        import csv
+
+        with open(DATA["path"], newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f) if row]
+        header, body = [h.strip() for h in rows[0]], rows[1:]
+        label = header.index(DATA["label_column"])
+        features = [i for i in range(len(header)) if i != label]
+        x = np.array([[float(row[i]) for i in features] for row in body], dtype=np.float32)
+        raw = [row[label].strip() for row in body]
+        if TASK == "regression":
+            return x, np.array([float(v) for v in raw], dtype=np.float32), [], None
+        try:  # numbers name their classes in numeric order, as the studio names them
+            keys = sorted({{int(float(v)) for v in raw}})
+            names, y = [str(k) for k in keys], [keys.index(int(float(v))) for v in raw]
+        except ValueError:
+            names = sorted(set(raw))
+            y = [names.index(v) for v in raw]
+        return x, np.array(y, dtype=np.int64), names, None
     raise SystemExit(f"train.py does not read the data source {{source!r}}")
+
+
+def keep_classes(x, y, classes):
+    """data.classes: only these classes (by number), renumbered in the order given."""
+    keep = DATA["classes"]
+    if not keep or not classes:
+        return x, y, classes
+    mask = np.isin(y, keep)
+    renumber = {{old: new for new, old in enumerate(keep)}}
+    return x[mask], np.array([renumber[v] for v in y[mask]], dtype=np.int64), [classes[k] for k in keep]
 
 
 def split(y: np.ndarray, classify: bool):
@@ -246,7 +265,8 @@ def loss_function(classify: bool, classes: int, y_train: torch.Tensor):
         if classify and classes == 2 and OUTPUTS == 1:
             name = "binary_cross_entropy"
     if name == "mse":
-        return name, nn.MSELoss()
+        mse = nn.MSELoss()
+        return name, lambda out, y: mse(out.reshape(y.shape) if out.numel() == y.numel() else out, y.float())
     weight = None
     if TRAINING["class_weights"] == "auto":  # inverse class frequency of the training split
         counts = torch.bincount(y_train, minlength=classes).float().clamp_min(1)
@@ -305,7 +325,8 @@ def main() -> None:
     from model import Model  # model.py, beside this file
 
     x, y, classes, value_range = load_data()
-    classify = bool(classes)
+    x, y, classes = keep_classes(x, y, classes)
+    classify = bool(classes) and TASK != "regression"
     train_idx, val_idx, test_idx = split(y, classify)
     multiply, add = scaler(x[train_idx], value_range)
     x = ((x * multiply + add).astype(np.float32)).reshape(len(x), *INPUT_SHAPE)
@@ -382,10 +403,14 @@ def main() -> None:
             if waited > stop["patience"]:
                 print(f"early stopping: {{stop['monitor']}} has not improved for {{waited}} epochs")
                 break
-    print(f"best {{keep['monitor']}} {{best:.4f}} at epoch {{best_epoch}}; weights in {{args.out}}")
+    if best is None:
+        print("no epochs trained; nothing written")
+    else:
+        print(f"best {{keep['monitor']}} {{best:.4f}} at epoch {{best_epoch}}; weights in {{args.out}}")
 
 
 OUTPUTS = {outputs}
+TASK = {task!r}  # the Output node's: multiclass, binary or regression
 
 if __name__ == "__main__":
     main()
@@ -393,14 +418,24 @@ if __name__ == "__main__":
 
 
 def train_code(
-    project: Project, card: dict[str, str], outputs: int = 0, input_shape: tuple = ()
+    project: Project,
+    card: dict[str, str],
+    outputs: int = 0,
+    input_shape: tuple = (),
+    base: Path = Path("."),
 ) -> str:
     from studio import __version__
 
     data = {
         k: project.data.get(k)
-        for k in ("source", "path", "label_column", "scaling", "validation", "test")
+        for k in ("source", "path", "label_column", "classes", "scaling", "validation", "test")
     }
+    if data["path"]:  # relative to the project file: written out whole, to run from anywhere
+        data["path"] = str((Path(base) / data["path"]).resolve())
+    task = "multiclass"
+    for node in project.network.nodes.values():
+        if node.type == "Output":
+            task = node.params.get("task", "multiclass")
     training = {
         k: project.training[k]
         for k in (
@@ -436,6 +471,7 @@ def train_code(
         augmentation=_literal(augmentation),
         outputs=outputs,
         input_shape=tuple(int(d) for d in input_shape),
+        task=task,
     )
 
 

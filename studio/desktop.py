@@ -22,7 +22,11 @@ ICON_COLOUR = "#3b82f6"
 
 
 def data_home() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    """$XDG_DATA_HOME, unless unset or relative (the XDG spec says to ignore it then)."""
+    chosen = os.environ.get("XDG_DATA_HOME", "")
+    if chosen and Path(chosen).is_absolute():
+        return Path(chosen)
+    return Path.home() / ".local" / "share"
 
 
 def entry_path() -> Path:

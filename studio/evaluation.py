@@ -55,7 +55,7 @@ def load_for_evaluation(run, split: str = "validation", checkpoint: str = "best"
         weights = run.path / "checkpoints" / "last.safetensors"
     if not weights.is_file():
         raise EvaluationError(f"Run '{run.id}' has no '{checkpoint}' weights ({weights}).")
-    folder = _project_base(run)
+    folder = project_base(run)
     with project_folder(folder), without_weights():
         model = build_model(project, base=folder)
     load_weights(model, weights)
@@ -127,7 +127,7 @@ def saliency_picture(
     return path, method, label, data.origin(part, index)
 
 
-def _project_base(run) -> Path:
+def project_base(run) -> Path:
     """Relative data paths are the project's: the folder the project file was trained from,
     recorded in the summary, else the working directory."""
     try:

@@ -55,15 +55,18 @@ def export_pytorch(
     folder: str | Path,
     card: dict[str, str] | None = None,
     source: str = "",
+    base: Path = Path("."),
 ) -> CodeReport:
     """Write the files into `folder` (made if missing) and check them. `source`: where the
     weights came from, for the README ("run 20261206-…", "the project's initial weights")."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"'{folder}' is a file; --pytorch needs a folder to write into.")
     analysis = analyze(project.network)
     code = ModelCode(project, model, analysis)
     model_text = code.text(card)
     outputs = model.output_shape[0] if len(model.output_shape) == 1 else 0
-    train_text = train_code(project, card or {}, outputs, tuple(model.input_shape))
+    train_text = train_code(project, card or {}, outputs, tuple(model.input_shape), base)
     names = code.key_map()
     weights = {names[k]: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     try:
@@ -95,7 +98,8 @@ def _check(folder: Path, model: nn.Module, weights: dict) -> float:
         written = module.Model()
         written.load_state_dict(weights, strict=True)
     except Exception as err:  # the generator's fault, said plainly rather than hidden
-        raise ExportError(f"The written model.py does not load its weights: {err}") from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"The written model.py does not load its weights: {first}") from err
     finally:
         sys.modules.pop(name, None)
     was_training = model.training

@@ -55,8 +55,20 @@ def model_card(
         card["input.preprocessing"] = f"not recorded: {unknown}" if unknown else "not recorded"
         return card
     classification = bool(data.classes)
-    if loss is None:
-        loss = "cross_entropy" if classification else "mse"
+    if loss is None:  # as training picks it: the project's choice, else the Output's task
+        task = next(
+            (n.params.get("task") for n in project.network.nodes.values() if n.type == "Output"),
+            None,
+        )
+        loss = project.training.get("loss", "auto")
+        if loss == "auto":
+            loss = (
+                "binary_cross_entropy"
+                if task == "binary"
+                else "mse"
+                if task == "regression" or not classification
+                else "cross_entropy"
+            )
     card["task"] = "classification" if classification else "regression"
     if classification:
         card["classes"] = json.dumps(list(data.classes))
@@ -88,6 +100,11 @@ def _preprocessing(s, project: Project, input_shape: tuple[int, ...]) -> str:
         values = f"{source} values from {lo:g} to {hi:g}"
     else:
         values = f"{source} values"
+    if source == "digits" and len(input_shape) == 3 and tuple(input_shape) != (1, 8, 8):
+        colour = "its gray channel repeated to 3" if input_shape[0] == 3 else "gray"
+        values = (
+            f"each 8×8 digit upscaled (bilinear) to {describe(input_shape[1:])}, {colour}; {values}"
+        )
     if source == "image_folder" and len(input_shape) == 3:
         colour = "RGB" if input_shape[0] == 3 else "grayscale"
         size = describe(input_shape[1:])

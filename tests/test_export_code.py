@@ -204,3 +204,89 @@ def test_every_augmentation_becomes_torchvision_transforms_in_train_py(tmp_path)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["(4,", "1,", "8,", "8)", "(4,", "10)"]  # mixed: soft labels
+
+
+def csv_project(tmp_path: Path, label: str, task: str, units: int, rows: list[str]) -> Path:
+    """digits_mlp reading a CSV of two features from a folder beside the project's."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "table.csv").write_text("\n".join([f"a,b,{label}", *rows]) + "\n")
+    raw = json.loads(next(p for p in EXAMPLES if p.stem == "digits_mlp").read_text())
+    raw["data"].update(source="csv", path="../data/table.csv", label_column=label, scaling="zscore")
+    for node in raw["network"]["nodes"]:
+        if node["type"] == "Input":
+            node["params"]["shape"] = [2]
+        if node["type"] == "Output":
+            node["params"].update(units=units, task=task)
+    folder = tmp_path / "projects"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{task}.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def train_py(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    run = NO_STUDIO + (
+        f"import runpy\nsys.argv = ['train.py', *{list(args)!r}]\n"
+        "runpy.run_path('train.py', run_name='__main__')\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", run], cwd=folder, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_train_py_learns_a_regression_read_from_a_csv_beside_the_project(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    ab = rng.normal(size=(300, 2))
+    rows = [f"{a:.4f},{b:.4f},{2 * a - b + 0.05 * rng.normal():.4f}" for a, b in ab]
+    project = csv_project(tmp_path, "target value", "regression", 1, rows)
+    out = tmp_path / "deep" / "er" / "code"  # not where the project's relative path points
+    assert main(["export", str(project), "--pytorch", str(out)]) == 0
+    done = train_py(out, "--epochs", "40")
+    assert done.returncode == 0, done.stderr
+    assert "size" not in done.stderr  # no broadcasting of (batch, 1) against (batch,)
+    val_loss = float(done.stdout.split("val_loss ")[-1].split()[0])
+    assert val_loss < 0.5  # the target's variance is 5: a model that learns nothing sits there
+
+
+def test_train_py_keeps_only_the_projects_classes(tmp_path, capsys):
+    raw = json.loads(next(p for p in EXAMPLES if p.stem == "digits_mlp").read_text())
+    raw["data"]["classes"] = [0, 1, 2]
+    for node in raw["network"]["nodes"]:
+        if node["type"] == "Output":
+            node["params"]["units"] = 3
+    project = tmp_path / "three.json"
+    project.write_text(json.dumps(raw))
+    out = tmp_path / "code"
+    assert main(["export", str(project), "--pytorch", str(out)]) == 0
+    done = train_py(out, "--epochs", "1")
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split("val_accuracy ")[-1].split()[0]) > 0.8
+
+
+def test_odd_descriptions_and_node_ids_still_write_working_code(tmp_path, capsys):
+    raw = json.loads(next(p for p in EXAMPLES if p.stem == "digits_mlp").read_text())
+    raw["description"] = 'Data in C:\\new\\x41 and """quotes"""'
+    old = next(n["id"] for n in raw["network"]["nodes"] if n["type"] == "Linear")
+    for node in raw["network"]["nodes"]:
+        node["id"] = "__hidden" if node["id"] == old else node["id"]
+    for edge in raw["network"]["edges"]:
+        for end in ("source", "target"):
+            edge[end] = "__hidden" if edge[end] == old else edge[end]
+    raw.get("view", {}).get("positions", {}).pop(old, None)
+    project = tmp_path / "odd.json"
+    project.write_text(json.dumps(raw))
+    out = tmp_path / "code"
+    assert main(["export", str(project), "--pytorch", str(out)]) == 0, capsys.readouterr().err
+    assert 'C:\\new\\x41 and """quotes"""' in __import__("ast").get_docstring(
+        __import__("ast").parse((out / "model.py").read_text())
+    )
+
+
+def test_a_file_where_the_code_folder_should_be_is_one_sentence(tmp_path, capsys):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("x")
+    mlp = next(p for p in EXAMPLES if p.stem == "digits_mlp")
+    assert main(["export", str(mlp), "--pytorch", str(taken)]) != 0
+    err = capsys.readouterr().err
+    assert "is a file" in err and len(err.strip().splitlines()) == 1

@@ -81,3 +81,18 @@ def test_an_image_folder_card_says_colour_size_and_per_channel_numbers(tmp_path,
     meta = read_metadata(out)
     assert meta["input.preprocessing"].startswith("not recorded: ") and "classes" not in meta
     assert torch.tensor(json.loads(meta["input.shape"])[1:]).tolist() == [3, 12, 12]
+
+
+def test_a_binary_head_is_described_as_one_logit_and_a_sigmoid(tmp_path, capsys):
+    raw = json.loads(MLP.read_text())
+    raw["data"]["classes"] = [0, 1]
+    for node in raw["network"]["nodes"]:
+        if node["type"] == "Output":
+            node["params"].update(units=1, task="binary")
+    project = tmp_path / "binary.json"
+    project.write_text(json.dumps(raw))
+    out = tmp_path / "binary.onnx"
+    assert main(["export", str(project), "--onnx", str(out)]) == 0
+    meta = read_metadata(out)
+    assert "sigmoid" in meta["output.meaning"] and "softmax" not in meta["output.meaning"]
+    assert json.loads(meta["classes"]) == ["0", "1"]

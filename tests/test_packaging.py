@@ -136,3 +136,12 @@ def test_a_menu_folder_that_cannot_be_written_is_one_sentence(tmp_path, monkeypa
     assert main(["install-desktop"]) != 0
     err = capsys.readouterr().err
     assert "Cannot write the menu entry" in err and "Traceback" not in err
+
+
+def test_a_relative_xdg_data_home_is_ignored_as_the_spec_says(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/share")
+    monkeypatch.chdir(tmp_path)
+    assert main(["install-desktop"]) == 0
+    assert (tmp_path / "home" / ".local" / "share" / "applications" / "studio.desktop").is_file()
+    assert not (tmp_path / "relative").exists()

@@ -192,7 +192,12 @@ class ExportDialog(QDialog):
             if self.code_on.isChecked():
                 source = f"run of {run_row['id']}" if run_row else "the project's initial weights"
                 code = export_pytorch(
-                    self.model.project, model, self.code_path.text(), card, source
+                    self.model.project,
+                    model,
+                    self.code_path.text(),
+                    card,
+                    source,
+                    folder or Path.cwd(),
                 )
                 lines.append(f"{'✔' if code.ok else '✘'} {code.summary()}")
             if self.weights_on.isChecked():

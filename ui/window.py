@@ -216,7 +216,11 @@ class MainWindow(QMainWindow):
         self.act_save = self._action("&Save", self.save, QKeySequence.Save, "save")
         self.act_save_as = self._action("Save &As…", self.save_as, QKeySequence.SaveAs)
         self.act_export = self._action(
-            "&Export…", self.export, "Ctrl+E", "export", "Export to ONNX or safetensors"
+            "&Export…",
+            self.export,
+            "Ctrl+E",
+            "export",
+            "Export to ONNX, safetensors or PyTorch code",
         )
         self.act_quit = self._action("&Quit", self.close, QKeySequence.Quit)
         self.act_watch = self._action(
@@ -1177,8 +1181,8 @@ signal dies.</li>
 <li><b>Read the findings</b>: each says what is wrong in plain words, and <i>Apply suggested
 fix</i> changes the network in one undoable step. Train again and compare the runs (Runs
 tab: tick two, Compare).</li>
-<li><b>Export</b> (Ctrl+E) the trained model as ONNX (checked by onnxruntime) or
-safetensors.</li>
+<li><b>Export</b> (Ctrl+E) the trained model as ONNX (checked by onnxruntime, and saying
+how to feed it), safetensors, or plain PyTorch code (model.py and train.py).</li>
 </ol>
 <p>Every edit can be undone (Ctrl+Z). The same project file trains from the command line:
 <code>studio train project.json</code>.</p>"""
