@@ -15,6 +15,7 @@ sentence; the export module checks every file it writes by loading it and compar
 
 from __future__ import annotations
 
+import inspect
 import json
 import keyword
 import re
@@ -32,92 +33,16 @@ from studio.layers.merge import Cat, Sum
 from studio.layers.recurrent import Recurrent
 from studio.shapes_text import describe
 
+# The studio's own small modules, written into model.py from their source (one definition
+# of each); Backbone is model.py's own: torchvision's model without its classifier.
+OWN_MODULES = (Block, Sum, Cat, Recurrent, GlobalAverage, FeaturesFirst)
+
+
+def _source(cls: type) -> str:
+    return inspect.getsource(cls)
+
+
 HELPERS = {
-    "Block": '''
-class Block(nn.Module):
-    """layer → normalization → activation → dropout (normalization may follow the activation)."""
-
-    def __init__(self, layer, norm=None, act=None, drop=None, norm_after_activation=False):
-        super().__init__()
-        self.layer = layer
-        self.norm = norm
-        self.act = act
-        self.drop = drop
-        self.norm_after_activation = norm_after_activation
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        y = self.layer(*inputs)
-        if self.norm is not None and not self.norm_after_activation:
-            y = self.norm(y)
-        if self.act is not None:
-            y = self.act(y)
-        if self.norm is not None and self.norm_after_activation:
-            y = self.norm(y)
-        if self.drop is not None:
-            y = self.drop(y)
-        return y
-''',
-    "Sum": '''
-class Sum(nn.Module):
-    """Adds its inputs element-wise (a residual connection)."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out
-''',
-    "Cat": '''
-class Cat(nn.Module):
-    """Concatenates its inputs along `dim` (channels for images, features otherwise)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return torch.cat(xs, dim=self.dim)
-''',
-    "Recurrent": '''
-class Recurrent(nn.Module):
-    """An LSTM/GRU giving every step's output, or only the final hidden state."""
-
-    def __init__(self, rnn: nn.Module, return_sequences: bool):
-        super().__init__()
-        self.rnn = rnn
-        self.return_sequences = return_sequences
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, state = self.rnn(x)
-        if self.return_sequences:
-            return out
-        hidden = state[0] if isinstance(state, tuple) else state
-        if self.rnn.bidirectional:
-            return torch.cat((hidden[-2], hidden[-1]), dim=1)
-        return hidden[-1]
-''',
-    "GlobalAverage": '''
-class GlobalAverage(nn.Module):
-    """The mean over every position: height and width for images, steps for sequences."""
-
-    def __init__(self, dims: tuple[int, ...]):
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=self.dims)
-''',
-    "FeaturesFirst": '''
-class FeaturesFirst(nn.Module):
-    """Runs a channel-wise module on a (batch, steps, features) sequence."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x.transpose(1, 2)).transpose(1, 2)
-''',
     "Backbone": '''
 class Backbone(nn.Module):
     """A torchvision classifier without its last Linear: image → feature vector. Frozen
@@ -316,7 +241,8 @@ class ModelCode:
         imports = ["import torch", "from torch import nn"]
         if self.torchvision:
             imports.insert(1, "import torchvision")
-        helpers = [HELPERS[h].strip("\n") for h in HELPERS if h in self.helpers]
+        helpers = [_source(c).strip("\n") for c in OWN_MODULES if c.__name__ in self.helpers]
+        helpers += [HELPERS[h].strip("\n") for h in HELPERS if h in self.helpers]
         constants = [f"INPUT_SHAPE = {input_shape!r}  # one sample, without the batch"]
         if card and card.get("classes"):
             constants.append(f"CLASSES = {card['classes']}")
