@@ -394,6 +394,11 @@ def run_export(args) -> int:
     is_run = (target / "project.json").is_file() or (
         not target.exists() and target.suffix != ".json"  # a run's id
     )
+    if target.is_dir() and not is_run:
+        raise StudioError(
+            f"'{target}' is a folder but neither a project file nor a run folder (it has no "
+            "project.json); give a project's .json file or a run."
+        )
     if is_run:  # its best weights
         from studio.evaluation import project_base
         from studio.training.runs import Run

@@ -157,7 +157,8 @@ def test_a_missing_file_or_a_folder_is_named(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope.json")]) == 1
     assert "nope.json' does not exist" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--onnx", str(tmp_path / "x.onnx")]) == 1
-    assert "is a folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "run folder" in err
 
 
 def test_json_mode_reports_the_error_as_data(tmp_path, capsys):
