@@ -401,11 +401,11 @@ def run_export(args) -> int:
         )
     if is_run:  # its best weights
         from studio.evaluation import project_base
-        from studio.training.runs import Run
+        from studio.training.runs import Run, export_checkpoint
 
         run = Run.open(args.runs, args.project)
         project, base = run.project(), project_base(run)
-        args.weights = args.weights or str(_run_checkpoint(run.path))
+        args.weights = args.weights or str(export_checkpoint(run.path))
     else:
         project, base = _load(args), target.parent
     # Given trained weights, pretrained backbones need not be loaded first.
@@ -590,24 +590,17 @@ def _experiment_done(args, experiment, base: Path) -> int:
     return EXIT_OK if summary["status"] in ("completed", "stopped") else EXIT_INVALID
 
 
-def _run_checkpoint(folder: Path) -> Path:
-    """The weights a run's export uses: its best checkpoint, else its last."""
-    best = folder / "checkpoints" / "best.safetensors"
-    return best if best.is_file() else folder / "checkpoints" / "last.safetensors"
-
-
 def _export_trained(run, path: str, base: Path) -> dict:
     from studio.builder import build_model
     from studio.export import export_onnx
     from studio.model_card import card_for
     from studio.pretrained import without_weights
+    from studio.training.runs import export_checkpoint
     from studio.weights import load_weights
 
     with without_weights():  # the run's checkpoint holds every weight
         model = build_model(run.project(), base=base)
-    checkpoints = run.path / "checkpoints"
-    best = checkpoints / "best.safetensors"
-    load_weights(model, best if best.is_file() else checkpoints / "last.safetensors")
+    load_weights(model, export_checkpoint(run.path))
     card = card_for(run.project(), model.input_shape, base, run_folder=run.path)
     report = export_onnx(model, path, metadata=card)
     return report.to_dict()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from studio import __version__
 from studio.document import Project
 
 TEMPLATE = '''"""Train {name} as the studio does: {summary}
@@ -28,13 +29,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-HERE = Path(__file__).resolve().parent
 INPUT_SHAPE = {input_shape}  # one sample, as model.py takes it
 DATA = {data}
 TRAINING = {training}
@@ -418,14 +417,10 @@ if __name__ == "__main__":
 
 
 def train_code(
-    project: Project,
-    card: dict[str, str],
-    outputs: int = 0,
-    input_shape: tuple = (),
-    base: Path = Path("."),
+    project: Project, outputs: int = 0, input_shape: tuple = (), base: Path = Path(".")
 ) -> str:
-    from studio import __version__
-
+    """train.py for `project`: `outputs` units in its head, samples of `input_shape`,
+    relative data paths starting at `base` (the project file's folder)."""
     data = {
         k: project.data.get(k)
         for k in ("source", "path", "label_column", "classes", "scaling", "validation", "test")

@@ -66,7 +66,7 @@ def export_pytorch(
     code = ModelCode(project, model, analysis)
     model_text = code.text(card)
     outputs = model.output_shape[0] if len(model.output_shape) == 1 else 0
-    train_text = train_code(project, card or {}, outputs, tuple(model.input_shape), base)
+    train_text = train_code(project, outputs, tuple(model.input_shape), base)
     names = code.key_map()
     weights = {names[k]: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     try:

@@ -18,6 +18,7 @@ from studio.data.prepare import PreparedData
 from studio.document import Project
 from studio.errors import StudioError
 from studio.shapes_text import describe
+from studio.training.setup import pick_loss
 
 OUTPUT_MEANING = {
     "cross_entropy": "one score (logit) per class, in the order of 'classes'; softmax gives "
@@ -60,15 +61,7 @@ def model_card(
             (n.params.get("task") for n in project.network.nodes.values() if n.type == "Output"),
             None,
         )
-        loss = project.training.get("loss", "auto")
-        if loss == "auto":
-            loss = (
-                "binary_cross_entropy"
-                if task == "binary"
-                else "mse"
-                if task == "regression" or not classification
-                else "cross_entropy"
-            )
+        loss = pick_loss(project.training.get("loss", "auto"), task, classification)
     card["task"] = "classification" if classification else "regression"
     if classification:
         card["classes"] = json.dumps(list(data.classes))

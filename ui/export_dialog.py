@@ -29,7 +29,7 @@ from studio.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_onnx, expo
 from studio.export_code import export_pytorch
 from studio.model_card import card_for
 from studio.pretrained import without_weights
-from studio.training.runs import list_runs
+from studio.training.runs import export_checkpoint, list_runs
 from studio.weights import fits, load_weights
 from ui.document import DocumentModel
 
@@ -59,12 +59,6 @@ def _path_row(default: str, caption: str, pattern: str) -> tuple[QWidget, QLineE
     layout.addWidget(edit)
     layout.addWidget(browse)
     return row, edit
-
-
-def checkpoint_of(run_path: Path) -> Path:
-    """The weights a run's export uses: its best checkpoint, else its last."""
-    best = run_path / "checkpoints" / "best.safetensors"
-    return best if best.is_file() else run_path / "checkpoints" / "last.safetensors"
 
 
 def export_folder(model: DocumentModel) -> Path:
@@ -112,7 +106,7 @@ class ExportDialog(QDialog):
             label += f" ({row['status']}"
             if row["best_val_accuracy"] is not None:
                 label += f", val acc {row['best_val_accuracy']:.2%}"
-            fit = current is not None and fits(current, checkpoint_of(Path(row["path"])))
+            fit = current is not None and fits(current, export_checkpoint(Path(row["path"])))
             self.source.addItem(label + (")" if fit else "; another network)"), row)
             if not fit:
                 item = self.source.model().item(self.source.count() - 1)
@@ -171,7 +165,7 @@ class ExportDialog(QDialog):
             with contextlib.nullcontext() if not run_row else without_weights():
                 model = build_model(self.model.project, base=folder)
             if run_row:
-                load_weights(model, checkpoint_of(Path(run_row["path"])))
+                load_weights(model, export_checkpoint(Path(run_row["path"])))
             lines = []
             card = None
             if self.onnx_on.isChecked() or self.code_on.isChecked():

@@ -570,3 +570,9 @@ def _plain(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(type(value).__name__)
+
+
+def export_checkpoint(run_path: Path) -> Path:
+    """The weights a run's export uses: its best checkpoint, else its last."""
+    best = Path(run_path) / "checkpoints" / "best.safetensors"
+    return best if best.is_file() else Path(run_path) / "checkpoints" / "last.safetensors"
