@@ -1,7 +1,8 @@
-"""Image folders too big for RAM: peak memory and speed of data.storage memory vs disk.
+"""Image folders too big for RAM: peak memory and speed of data.storage memory, disk
+and stream, with and without DataLoader worker processes (data.workers).
 
     .venv/bin/python benchmarks/data_throughput.py [--sizes 5000,20000,50000]
-        [--epochs 1] [--folder DIR]
+        [--epochs 1] [--folder DIR] [--workers 1] [--cases memory,disk cold,...]
 
 Generates RGB 64×64 PNG images in 10 class folders (once per size, kept in --folder,
 default a temporary folder), then for each size trains a small CNN (conv-pool twice,
@@ -10,10 +11,13 @@ linear head, batch 64) in a fresh process:
   memory      decoded into RAM, as floats (the in-memory path)
   disk cold   data.storage=disk with an empty cache: decodes into the cache (first epoch)
   disk warm   data.storage=disk again: the cache is read, nothing is decoded
+  disk warm+w the same, read (and scaled) by --workers worker processes
+  stream      data.storage=stream: every batch decodes its files, in the trainer
+  stream+w    the same, decoded by --workers worker processes
 
-and prints, per run, the peak resident memory of the process (ru_maxrss), the time to
-load the data, the first epoch's images/s including loading, and training steps/s; then
-steps/s of the warm disk cache ÷ in memory. The training processes get glibc's malloc
+and prints, per run, the peak resident memory of the process (ru_maxrss) and of its
+largest worker, the time to load the data, the first epoch's images/s including
+loading, and training steps/s; then steps/s of the warm disk cache ÷ in memory. The training processes get glibc's malloc
 tuned as `./dev` tunes it. Results: docs/scaling.md.
 """
 
@@ -43,6 +47,7 @@ result = trainer.fit()
 total = time.perf_counter() - started
 print(json.dumps({
     "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "worker_rss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
     "load": loaded, "total": total, "train": result.seconds, "steps": result.steps,
     "images": len(trainer.data.train), "epochs": result.epochs,
 }))
@@ -68,7 +73,7 @@ def make_images(folder: Path, count: int) -> Path:
     return root
 
 
-def project(images: Path, storage: str, epochs: int, path: Path) -> Path:
+def project(images: Path, storage: str, epochs: int, path: Path, workers: int = 0) -> Path:
     def conv(i, channels):
         return {
             "id": f"conv{i}",
@@ -94,7 +99,12 @@ def project(images: Path, storage: str, epochs: int, path: Path) -> Path:
             "nodes": nodes,
             "edges": [{"source": a, "target": b} for a, b in zip(ids, ids[1:])],
         },
-        "data": {"source": "image_folder", "path": str(images), "storage": storage},
+        "data": {
+            "source": "image_folder",
+            "path": str(images),
+            "storage": storage,
+            "workers": workers,
+        },
         "training": {"epochs": epochs, "batch_size": 64, "device": "cpu"},
     }
     from studio.document import FORMAT_VERSION
@@ -103,6 +113,16 @@ def project(images: Path, storage: str, epochs: int, path: Path) -> Path:
     path.write_text(json.dumps(raw))
     return path
 
+
+# label: (data.storage, with --workers worker processes)
+CASES = {
+    "memory": ("memory", False),
+    "disk cold": ("disk", False),
+    "disk warm": ("disk", False),
+    "disk warm+w": ("disk", True),
+    "stream": ("stream", False),
+    "stream+w": ("stream", True),
+}
 
 # glibc's malloc tuned as `./dev` tunes it: without it every batch's fresh tensors are
 # mmap'd and page-faulted anew, which slowed the disk cache's steps by a quarter here.
@@ -128,11 +148,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="5000,20000,50000")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--folder", default="")
+    parser.add_argument("--workers", type=int, default=1, help="for the +w cases")
+    parser.add_argument("--cases", default=",".join(CASES))
     args = parser.parse_args()
     folder = Path(args.folder or tempfile.mkdtemp(prefix="studio-images-"))
     print(f"RGB 64×64 PNGs, small CNN, batch 64, {args.epochs} epoch(s), cpu; images in {folder}")
     print(
-        f"{'images':>7} {'storage':<10} {'peak RSS':>9} {'load s':>7} "
+        f"{'images':>7} {'storage':<12} {'peak RSS':>9} {'worker RSS':>10} {'load s':>7} "
         f"{'epoch-1 img/s':>13} {'steps/s':>8}"
     )
     for size in (int(s) for s in args.sizes.split(",")):
@@ -143,20 +165,27 @@ def main() -> None:
             print(f"(made {size:,} images in {made:.0f} s)")
         cache = folder / f"cache-{size}"
         results = {}
-        for label, storage in (("memory", "memory"), ("disk cold", "disk"), ("disk warm", "disk")):
+        for label in args.cases.split(","):
+            storage, pooled = CASES[label]
             if label == "disk cold" and cache.exists():
                 for f in cache.iterdir():
                     f.unlink()
-            r = run(project(images, storage, args.epochs, folder / "p.json"), cache)
+            workers = args.workers if pooled else 0
+            r = run(project(images, storage, args.epochs, folder / "p.json", workers), cache)
             results[label] = r
             first = r["images"] / (r["load"] + r["train"] / r["epochs"])
+            worker = f"{r['worker_rss'] / 1e9:>7.2f} GB" if workers else f"{'–':>10}"
             print(
-                f"{size:>7,} {label:<10} {r['rss'] / 1e9:>7.2f} GB {r['load']:>7.1f} "
-                f"{first:>13,.0f} {r['steps'] / r['train']:>8.1f}"
+                f"{size:>7,} {label:<12} {r['rss'] / 1e9:>7.2f} GB {worker} {r['load']:>7.1f} "
+                f"{first:>13,.0f} {r['steps'] / r['train']:>8.1f}",
+                flush=True,
             )
-        warm, memory = results["disk warm"], results["memory"]
-        ratio = (warm["steps"] / warm["train"]) / (memory["steps"] / memory["train"])
-        print(f"{size:>7,} steps/s disk warm ÷ memory: {ratio:.2f}")
+        memory = results.get("memory")
+        for label in ("disk warm", "disk warm+w", "stream", "stream+w"):
+            if memory and label in results:
+                r = results[label]
+                ratio = (r["steps"] / r["train"]) / (memory["steps"] / memory["train"])
+                print(f"{size:>7,} steps/s {label} ÷ memory: {ratio:.2f}")
 
 
 if __name__ == "__main__":

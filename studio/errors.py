@@ -24,6 +24,10 @@ class ShapeError(StudioError):
     """A layer that cannot accept what flows into it; the message says what to change."""
 
 
+class DataError(StudioError):
+    """Data that cannot be used; the message names the file, folder or column."""
+
+
 class ExportError(StudioError):
     """A model that cannot be exported or whose export does not match torch."""
 

@@ -106,18 +106,23 @@ _DATA: Section = {
         "storage",
         "choice",
         "auto",
-        "Where an image folder's decoded images are kept. memory: in RAM (fastest to "
-        "start, needs 4 bytes a pixel). disk: decoded once into a cache file "
-        "(~/.cache/studio/decoded), so RAM use stays flat however many images, and later "
-        "runs skip decoding. auto: disk when the images would take more than a quarter "
-        "of the free RAM (or 2 GB), memory otherwise.",
-        choices=("auto", "memory", "disk"),
+        "Where the decoded images of an image folder (or a CSV's image column) are kept. "
+        "memory: in RAM (fastest to start, needs 4 bytes a pixel). disk: decoded once "
+        "into a cache file (~/.cache/studio/decoded), so RAM use stays flat however many "
+        "images, and later runs skip decoding. stream: nothing kept; each batch decodes "
+        "its files (no RAM or disk for the data, every epoch decodes anew: give it "
+        "data.workers). auto: disk when the images would take more than a quarter of the "
+        "free RAM (or 2 GB), memory otherwise.",
+        choices=("auto", "memory", "disk", "stream"),
     ),
     "workers": Param(
         "workers",
         "int",
         0,
-        "DataLoader worker processes for image files (0: load in the trainer).",
+        "Worker processes that read, decode and augment training batches of images "
+        "kept on disk or streamed (data.storage), while the trainer trains; 0: the "
+        "trainer reads them itself. Decoding an image folder once uses this many threads "
+        "(0: one per core, at most 8).",
         0,
         32,
     ),

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.data import sources
+from studio.data import decode, sources
 from studio.data.prepare import Batches, Samples, prepare_data
 from studio.data.sources import on_disk
 
@@ -69,7 +69,7 @@ def test_the_cache_is_read_again_and_rebuilt_when_a_file_changes(tmp_path, monke
     def no_decoding(*args):
         raise AssertionError("decoded again although the cache is current")
 
-    monkeypatch.setattr(sources, "_decode", no_decoding)
+    monkeypatch.setattr(decode, "decode", no_decoding)
     again = prepare_data(settings(root, "disk"), (3, 10, 10), seed=0)
     assert torch.equal(again.train.x[:], first.train.x[:])
     assert again.skipped == first.skipped  # the report survives the cache

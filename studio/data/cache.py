@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio.errors import DataError
+
 
 def cache_root() -> Path:
     if os.environ.get("STUDIO_CACHE"):
@@ -72,8 +74,6 @@ def decoded(
         except OSError as err:
             for tmp in where.glob(f"{folder_key}-{content_key}.tmp*"):
                 tmp.unlink(missing_ok=True)
-            from studio.data.sources import DataError
-
             raise DataError(
                 f"Cannot write the decoded-image cache in '{where}': "
                 f"{err.strerror or err}; "

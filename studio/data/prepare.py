@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from studio.data.balance import BalancedDraws
+from studio.data.loader import WorkerBatches, can_fork, make_batch
 from studio.data.resampling import Fold, fold_samples
 from studio.data.sources import DataError, RawData, SourceRequest
 from studio.shapes_text import describe
@@ -80,6 +81,14 @@ class Samples:
         rows = self.rows[idx].reshape(-1)
         x = self.scale(self.storage[rows]).reshape(len(rows), *self.sample_shape)
         return x[0] if one else x
+
+    def read(self, idx) -> tuple[torch.Tensor, list[tuple[int, str, str]]]:
+        """The samples, and [(position, file, why)] for those whose file failed to decode
+        (streamed images: studio/data/stream.py); theirs are zeros, for the caller to drop."""
+        rows = self.rows[idx].reshape(-1)
+        read = getattr(self.storage, "read", None)
+        pixels, problems = read(rows) if read is not None else (self.storage[rows], [])
+        return self.scale(pixels).reshape(len(rows), *self.sample_shape), problems
 
     def _reduce(self, fn, dims) -> torch.Tensor:
         parts = [fn(self[i : i + self.CHUNK], dims) for i in range(0, len(self), self.CHUNK)]
@@ -469,6 +478,8 @@ class Batches:
         transform: Callable[[torch.Tensor, torch.Tensor, int], tuple] | None = None,
         balanced: bool = False,
         world=None,
+        workers: int = 0,
+        pin: bool = False,
     ):
         self.split = split
         self.batch_size = batch_size
@@ -482,6 +493,13 @@ class Batches:
         # draws the same order and takes its shard of each batch, as DistributedSampler
         # shards an epoch; batch_size is the batch of all of them together.
         self.world = world
+        # data.workers: processes that read, decode and augment the batches of data kept
+        # out of RAM (studio/data/loader.py); in-memory data is sliced faster here.
+        self.workers = workers if isinstance(split.x, Samples) and can_fork() else 0
+        self.pin = pin
+        self._pool = None
+        # Files that failed to decode while training (streamed images): path -> why.
+        self.unreadable: dict[str, str] = {}
 
     def __len__(self) -> int:
         return (len(self.split) + self.batch_size - 1) // self.batch_size
@@ -499,16 +517,34 @@ class Batches:
                 torch.rand((), generator=self.generator)  # move on: the next epoch draws anew
             order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         order = order.to(self.split.x.device)  # data kept on a GPU is indexed there
+        # Each process its own augmentation stream (rank 0's is a lone process's).
+        rank = self.world.rank if self.world is not None else 0
+        plan = []
         for number, start in enumerate(range(skip * self.batch_size, n, self.batch_size), skip):
             idx = order[start : start + self.batch_size]
             if self.world is not None and self.world.active:
                 idx = self.world.shard(idx)
-            x, y = self.split.x[idx], self.split.y[idx]
-            if self.transform is not None:
-                # Each process its own augmentation stream (rank 0's is a lone process's).
-                rank = self.world.rank if self.world is not None else 0
-                x, y = self.transform(x, y, (key + number) ^ (rank << 40))
+            seed = (key + number) ^ (rank << 40) if self.transform is not None else None
+            plan.append((number, idx, seed))
+        if self.workers:
+            if self._pool is None:
+                self._pool = WorkerBatches(self.split, self.transform, self.workers, self.pin)
+            made = self._pool.run(plan)
+        else:
+            made = (make_batch(self.split, self.transform, item) for item in plan)
+        for x, y, problems in made:
+            if problems:
+                self.unreadable.update(problems)
+                if not len(y) and not (self.world is not None and self.world.active):
+                    continue  # every file of the batch failed (with several processes,
+                    # an empty shard still takes its part in the step)
             yield x, y
+
+    def close(self) -> None:
+        """End the worker processes, if any (they persist from epoch to epoch)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
 
 def _state_key(generator: torch.Generator) -> int:

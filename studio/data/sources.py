@@ -17,7 +17,6 @@ import csv
 import io
 import math
 import os
-import re
 import stat
 import warnings
 from collections.abc import Callable
@@ -28,13 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.errors import StudioError
+from studio.data.decode import decode_or_why, header_or_why
+from studio.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-class DataError(StudioError):
-    """Data that cannot be used; the message names the file, folder or column."""
 
 
 @dataclass
@@ -125,40 +121,12 @@ def _image_geometry(request: SourceRequest) -> tuple[str, tuple[int, int]]:
     return ("RGB" if color == "rgb" else "L"), hw
 
 
-def _decode(path: Path, mode: str, hw: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img = img.convert(mode).resize((hw[1], hw[0]), Image.BILINEAR)
-        array = np.asarray(img, dtype=np.uint8)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-
-
-def _not_a_file(path: Path) -> str | None:
-    """Why `path` cannot be opened as a file, or None; a pipe or device would block or
-    never end, so only regular files are ever read."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as err:
-        return f"cannot be read: {err.strerror or err}"
-    if stat.S_ISDIR(mode):
-        return "a folder, not a file"
-    if not stat.S_ISREG(mode):
-        return "not a regular file (a device, pipe or socket)"
-    return None
-
-
-def _too_large(err: Exception) -> str:
-    found = re.search(r"\((\d+) pixels\)", str(err))
-    size = f" ({int(found[1]) / 1e6:.3g} megapixels)" if found else ""
-    return f"too large to open safely{size}"
-
-
 def on_disk(storage: str, count: int, mode: str, hw: tuple[int, int]) -> bool:
-    """Whether `data.storage` puts decoded images in a disk cache: disk, or auto when
-    the float samples would take more than a quarter of the RAM available (at most 2 GB)."""
+    """Whether `data.storage` keeps the images out of RAM: disk (a decoded cache) or
+    stream (the files themselves), or auto when the float samples would take more than a
+    quarter of the RAM available (at most 2 GB; auto then picks the cache)."""
     if storage != "auto":
-        return storage == "disk"
+        return storage in ("disk", "stream")
     from studio.memory import available_memory
 
     floats = count * (3 if mode == "RGB" else 1) * hw[0] * hw[1] * 4
@@ -168,36 +136,37 @@ def on_disk(storage: str, count: int, mode: str, hw: tuple[int, int]) -> bool:
 
 def load_images(
     paths: list[Path], request: SourceRequest, root: Path | None = None
-) -> tuple[torch.Tensor, list[int], list[tuple[str, str]], bool]:
+) -> tuple[torch.Tensor, list[int], list[tuple[str, str]], str]:
     """Decode images in parallel; returns the stack, the indices that loaded, the skips,
-    and whether the stack is a disk cache (read a batch at a time): given the image folder's `root`,
-    data.storage may send the images there (studio/data/cache.py)."""
+    and how the stack is kept: "memory" (decoded here), or, given the folder or CSV file
+    the images belong to (`root`), as data.storage says: "disk" (a decoded cache read a
+    batch at a time, studio/data/cache.py) or "stream" (the files, decoded a batch at a
+    time, studio/data/stream.py)."""
     from PIL import Image
 
     mode, hw = _image_geometry(request)
     workers = request.settings["workers"] or min(8, os.cpu_count() or 1)
 
     def one(path: Path):
-        try:
-            problem = _not_a_file(path)
-            return (None, problem) if problem else (_decode(path, mode, hw), None)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-            return None, _too_large(err)
-        except Exception as err:  # any decoder failure: skip the file, name it in the report
-            if isinstance(err, OSError) and err.strerror:
-                return None, f"cannot be read: {err.strerror}"
-            return None, f"{type(err).__name__}: {err}".splitlines()[0]
+        return decode_or_why(path, mode, hw)
 
     arrays, kept, skipped = [], [], []
+    storage = request.settings["storage"]
+    stream = storage == "stream"
     # PIL warns about a huge image and decodes it anyway; as an error it lands in the
     # skipped-files report instead. The filter is process-wide (warnings has no per-thread
     # filters before Python 3.14), so it is set only while these decoders run.
-    if root is not None and on_disk(request.settings["storage"], len(paths), mode, hw):
+    if root is not None and not stream and on_disk(storage, len(paths), mode, hw):
         from studio.data import cache
 
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return (*cache.decoded(root, paths, mode, hw, one, workers, request.progress), True)
+            return (*cache.decoded(root, paths, mode, hw, one, workers, request.progress), "disk")
+    if stream and root is not None:
+
+        def one(path: Path):  # noqa: F811 (stream: the header now, the pixels per batch)
+            return header_or_why(path, mode, hw)
+
     with (
         warnings.catch_warnings(),
         ThreadPoolExecutor(max_workers=workers) as pool,
@@ -211,13 +180,17 @@ def load_images(
                 kept.append(i)
             if request.progress and (i % 64 == 0 or i == len(paths) - 1):
                 request.progress(i + 1, len(paths))
+    if stream and root is not None:
+        from studio.data.stream import FileImages
+
+        return FileImages([paths[i] for i in kept], mode, hw), kept, skipped, "stream"
     channels = 3 if mode == "RGB" else 1
     x = (
         torch.from_numpy(np.stack(arrays))
         if arrays
         else torch.empty((0, channels, *hw), dtype=torch.uint8)
     )
-    return x, kept, skipped, False
+    return x, kept, skipped, "memory"
 
 
 def _resolve(request: SourceRequest, what: str) -> Path:
@@ -293,7 +266,7 @@ def image_folder(request: SourceRequest) -> RawData:
         files = _image_files(folder, skipped)
         paths += files
         labels += [index] * len(files)
-    x, kept, bad, mapped = load_images(paths, request, root)
+    x, kept, bad, kept_as = load_images(paths, request, root)
     counts = np.bincount([labels[i] for i in kept], minlength=len(folders))
     classes = [f.name for f, n in zip(folders, counts) if n]
     empty = [f.name for f, n in zip(folders, counts) if not n]
@@ -325,11 +298,19 @@ def image_folder(request: SourceRequest) -> RawData:
         (0.0, 255.0),
         skipped + bad,
         description=f"{len(kept):,} images in {len(classes)} classes from {root}"
-        + (" (decoded into a disk cache)" if mapped else ""),
+        + KEPT_AS[kept_as],
         notes=notes,
         origins=[str(paths[i]) for i in kept],
-        rows=torch.arange(len(kept)) if mapped else None,
+        rows=None if kept_as == "memory" else torch.arange(len(kept)),
     )
+
+
+# How load_images kept the images, as the data's description says it.
+KEPT_AS = {
+    "memory": "",
+    "disk": " (decoded into a disk cache)",
+    "stream": " (read from the files a batch at a time)",
+}
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -423,15 +404,16 @@ def csv_table(request: SourceRequest) -> RawData:
     if image_column:
         at = header.index(image_column)
         paths = [(path.parent / cells[at].strip()) for _, cells in body]
-        x, kept, skipped, _ = load_images(paths, request)
+        x, kept, skipped, kept_as = load_images(paths, request, path)
         return RawData(
             x,
             y[kept],
             classes,
             (0.0, 255.0),
             skipped,
-            description=f"{len(kept):,} images listed in {path}",
+            description=f"{len(kept):,} images listed in {path}" + KEPT_AS[kept_as],
             origins=[str(paths[i]) for i in kept],
+            rows=None if kept_as == "memory" else torch.arange(len(kept)),
         )
     features = [i for i, h in enumerate(header) if i != label_at]
     values = np.empty((len(body), len(features)), dtype=np.float32)

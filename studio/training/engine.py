@@ -33,6 +33,7 @@ from studio.document import Project
 from studio.pretrained import project_folder, reporting_downloads
 from studio.training import distributed, events
 from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
+from studio.training.diagnosis import Finding
 from studio.training.finetune import FineTuningPlan
 from studio.training.monitors import Monitors
 from studio.training.rollback import LossGuard, Rollback
@@ -173,6 +174,8 @@ class Trainer:
             transform=augment,
             balanced=self.settings["sampling"] == "balanced",
             world=self.world,
+            workers=project.data["workers"],
+            pin=self.device.type == "cuda",
         )
         if len(self.batches) == 0:
             raise TrainingError(
@@ -201,6 +204,7 @@ class Trainer:
         self._resume_epoch_totals = (0.0, 0, 0)
         self._epoch_generator_state = self.batches.generator.get_state()
         self._batch_in_epoch = 0
+        self._unreadable: dict[str, str] = {}  # files already reported by _report_unreadable
 
     # -- setup helpers ------------------------------------------------------------------
     def _download_progress(self):
@@ -348,6 +352,7 @@ class Trainer:
                 outcome = self._train_epoch(epoch, skip)
                 if outcome == "ok" and self._flush(force=True) == "diverged":
                     outcome = "diverged"  # seen only now, in the epoch's last steps (GPU)
+                self._report_unreadable()
                 skip = 0
                 if outcome == "diverged":
                     status, reason = "diverged", self.stop_reason
@@ -375,6 +380,7 @@ class Trainer:
                     break
         finally:
             self._flush(force=True)
+            self.batches.close()
             if s["deterministic"] and not deterministic_before:
                 torch.use_deterministic_algorithms(False)
         result = FitResult(
@@ -391,6 +397,31 @@ class Trainer:
             cb.on_fit_end(self, result)
         self.emit(events.End(**result.to_dict()))
         return result
+
+    def _report_unreadable(self) -> None:
+        """Streamed image files that failed to decode this epoch (they were left out of
+        their batches): one finding naming the new ones, as the skipped-files report
+        names those found at load time."""
+        new = {f: why for f, why in self.batches.unreadable.items() if f not in self._unreadable}
+        if not new:
+            return
+        self._unreadable.update(new)
+        names = "; ".join(f"{Path(f).name} ({why})" for f, why in list(new.items())[:5])
+        more = f" and {len(new) - 5} more" if len(new) > 5 else ""
+        self.report_finding(
+            Finding(
+                kind="unreadable_images",
+                severity="warning",
+                step=self.step,
+                epoch=self.epoch,
+                title="Images that could not be decoded",
+                message=f"{len(new)} image file(s) failed to decode while training and were "
+                f"left out of their batches: {names}{more}.",
+                remedy="Replace or delete them; data.storage memory or disk names such files "
+                "before training starts.",
+                evidence={"files": dict(new)},
+            )
+        )
 
     def _enter_phase(self, epoch: int) -> None:
         """Freeze/unfreeze backbone stages and rescale learning rates as the plan says."""

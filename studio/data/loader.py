@@ -1,0 +1,127 @@
+"""Training batches read, decoded and augmented in DataLoader worker processes.
+
+Batches (studio/data/prepare.py) decides every batch in the trainer: which samples (the
+shuffled, balanced or sharded order of the epoch) and which augmentation seed. What the
+workers do is the work itself, batch by batch: read the rows from the disk cache or
+decode the files (data.storage), scale them and augment them. So a batch holds the same
+samples, augmented the same way, whether one process reads it or four, and a resumed run
+replays the same batches. This is torch's DataLoader as it is: automatic batching off
+(each item is a whole batch), persistent workers, pinned memory when a GPU takes the
+batches (the trainer copies them with non_blocking=True).
+
+Workers are forked, so the data and the augmentation need no pickling; where fork is not
+the platform's way (macOS, Windows) the trainer reads the batches itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from studio.errors import DataError
+
+# An item of an epoch's plan: (batch number, sample indices, augmentation seed or None).
+Item = tuple[int, torch.Tensor, int | None]
+Problems = list[tuple[str, str]]  # (file, why) for images that failed to decode
+
+
+def fetch(split, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Problems]:
+    """A batch's samples and targets; samples whose file could not be decoded (streamed
+    images) are left out and named."""
+    read = getattr(split.x, "read", None)
+    if read is None:
+        return split.x[idx], split.y[idx], []
+    x, problems = read(idx)
+    y = split.y[idx]
+    if problems:
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[[at for at, _, _ in problems]] = False
+        x, y = x[keep], y[keep]
+    return x, y, [(file, why) for _, file, why in problems]
+
+
+def make_batch(split, transform: Callable | None, item: Item):
+    number, idx, seed = item
+    x, y, problems = fetch(split, idx)
+    if transform is not None and len(y):
+        x, y = transform(x, y, seed)
+    return x, y, problems
+
+
+def can_fork() -> bool:
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+class _Failed:
+    """An error a worker met, handed to the trainer as it was (DataLoader would wrap it
+    in its own message and traceback), so the person reads the sentence it carries."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+class _Batch(Dataset):
+    def __init__(self, split, transform):
+        self.split, self.transform = split, transform
+
+    def __getitem__(self, item: Item):
+        try:
+            return make_batch(self.split, self.transform, item)
+        except Exception as err:
+            return _Failed(err)
+
+
+class _Plan(Sampler):
+    """The epoch's items, set by the trainer before each epoch (iterated there)."""
+
+    def __init__(self):
+        self.items: list[Item] = []
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class WorkerBatches:
+    """A persistent pool of `workers` processes making the batches of a plan, in order."""
+
+    def __init__(self, split, transform, workers: int, pin: bool):
+        self.plan = _Plan()
+        self.loader = DataLoader(
+            _Batch(split, transform),
+            batch_size=None,
+            sampler=self.plan,
+            num_workers=workers,
+            pin_memory=pin,
+            persistent_workers=True,
+            prefetch_factor=2,
+            multiprocessing_context="fork",
+        )
+
+    def run(self, items: list[Item]) -> Iterator:
+        self.plan.items = items
+        batches = iter(self.loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError as err:  # a worker killed (out of memory) or crashed
+                if "DataLoader worker" not in str(err):
+                    raise
+                raise DataError(
+                    f"A data.workers process stopped while reading batches ({str(err).splitlines()[0]}); "
+                    "lower data.workers, or set it to 0 to read the batches in the trainer."
+                ) from None
+            if isinstance(batch, _Failed):
+                raise batch.error
+            yield batch
+
+    def close(self) -> None:
+        self.loader = None  # the persistent workers end with their iterator

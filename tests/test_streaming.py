@@ -1,0 +1,162 @@
+"""Streaming images and DataLoader workers (issue 13, part 1): data.storage=stream reads
+the files a batch at a time and gives the samples in-memory loading gives; data.workers
+processes make the very batches the trainer makes (same samples, same augmentation, on
+resume too); a file that breaks after loading is left out and reported; a CSV's image
+column is kept on disk or streamed like an image folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_storage import image_folder, settings
+
+from studio.data.prepare import Batches, Samples, prepare_data
+from studio.data.sources import DataError
+from studio.data.stream import FileImages
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+
+
+def jitter(x, y, seed):
+    """An augmentation that draws from its seed, as the studio's do."""
+    g = torch.Generator().manual_seed(seed)
+    return x + torch.rand(x.shape, generator=g), y
+
+
+@pytest.mark.parametrize("scaling", ["unit", "zscore"])
+def test_streamed_images_are_the_samples_memory_gives(tmp_path, scaling):
+    root = image_folder(tmp_path / "images")
+    memory = prepare_data(settings(root, "memory", scaling), (3, 10, 10), seed=0)
+    stream = prepare_data(settings(root, "stream", scaling), (3, 10, 10), seed=0)
+    assert isinstance(stream.train.x, Samples)
+    assert isinstance(stream.train.x.storage, FileImages)
+    assert "read from the files a batch at a time" in stream.description
+    assert stream.skipped == memory.skipped and "broken.png" in stream.skipped[0][0]
+    assert not list((tmp_path / "cache").glob("*"))  # nothing decoded ahead, nothing kept
+    for a, b in ((memory.train, stream.train), (memory.validation, stream.validation)):
+        assert torch.equal(a.y, b.y) and torch.equal(a.index, b.index)
+        assert torch.allclose(a.x[:], b.x[:], atol=1e-5)
+
+
+@pytest.mark.parametrize("storage", ["disk", "stream"])
+def test_worker_processes_make_the_batches_the_trainer_makes(tmp_path, storage):
+    root = image_folder(tmp_path / "images", per_class=20)
+    data = prepare_data(settings(root, storage), (3, 10, 10), seed=0)
+    alone = Batches(data.train, 8, True, seed=3, transform=jitter)
+    pooled = Batches(data.train, 8, True, seed=3, transform=jitter, workers=2)
+    assert pooled.workers == 2 and alone.workers == 0
+    try:
+        for _ in range(2):  # the workers persist into the second epoch
+            one, two = list(alone.epoch()), list(pooled.epoch())
+            assert len(one) == len(two) == len(alone)
+            for (xa, ya), (xb, yb) in zip(one, two):
+                assert torch.equal(ya, yb) and torch.equal(xa, xb)
+        # A run resumed two batches into an epoch replays the rest the same way.
+        state = alone.generator.get_state()
+        pooled.generator.set_state(state)
+        rest = list(pooled.epoch(skip=2))
+        alone.generator.set_state(state)
+        expected = list(alone.epoch())[2:]
+        assert all(torch.equal(a[0], b[0]) for a, b in zip(expected, rest))
+        assert len(rest) == len(expected)
+    finally:
+        pooled.close()
+
+
+def test_in_memory_data_is_sliced_in_the_trainer(tmp_path):
+    root = image_folder(tmp_path / "images")
+    data = prepare_data(settings(root, "memory"), (3, 10, 10), seed=0)
+    assert Batches(data.train, 8, True, seed=0, workers=4).workers == 0
+
+
+def test_a_workers_error_arrives_as_its_own_sentence(tmp_path):
+    root = image_folder(tmp_path / "images")
+    data = prepare_data(settings(root, "disk"), (3, 10, 10), seed=0)
+
+    def broken(x, y, seed):
+        raise DataError("Augmentation 'warp' needs a grid of at least 2 points.")
+
+    batches = Batches(data.train, 8, True, seed=0, transform=broken, workers=1)
+    try:
+        with pytest.raises(DataError) as caught:
+            list(batches.epoch())
+        assert str(caught.value) == "Augmentation 'warp' needs a grid of at least 2 points."
+    finally:
+        batches.close()
+
+
+def damage(path):
+    """Keep the PNG's header (it still opens) and cut its pixels short."""
+    whole = path.read_bytes()
+    path.write_bytes(whole[:60])
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_file_that_breaks_after_loading_is_left_out_and_reported(tmp_path, workers):
+    from support import chain
+
+    from studio.document import Project
+    from studio.training import events
+    from studio.training.engine import Trainer
+
+    root = image_folder(tmp_path / "images", per_class=16)
+    project = Project(
+        name="pets",
+        network=chain(
+            {"id": "image", "type": "Input", "params": {"shape": [3, 10, 10]}},
+            {"id": "flatten", "type": "Flatten"},
+            {"id": "classes", "type": "Output", "params": {"units": 3}},
+        ),
+    )
+    project.data.update(settings(root, "stream", workers=workers, validation=0.25))
+    project.training.update(epochs=2, batch_size=8, device="cpu")
+    heard = []
+    trainer = Trainer(project, listeners=[heard.append])
+    victim = trainer.data.origins[int(trainer.data.train.index[5])]  # opened at load time
+    damage(Path(victim))
+    seen = []
+    real = trainer.batches.epoch
+
+    def counting(skip=0):
+        for x, y in real(skip):
+            seen.append(len(y))
+            yield x, y
+
+    trainer.batches.epoch = counting
+    result = trainer.fit()
+    assert result.status == "completed"
+    found = [e for e in heard if isinstance(e, events.Finding) and e.kind == "unreadable_images"]
+    assert len(found) == 1  # named once, not every epoch
+    assert Path(victim).name in found[0].message and victim in found[0].evidence["files"]
+    assert sum(seen) == 2 * (len(trainer.data.train) - 1)  # left out of its batch each epoch
+
+
+def test_a_csv_image_column_is_cached_or_streamed(tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    lines = ["file,label"]
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+        lines.append(f"pictures/{i}.png,{'ab'[i % 2]}")
+    table = tmp_path / "labels.csv"
+    table.write_text("\n".join(lines) + "\n")
+
+    def load(storage):
+        data = settings(table, storage, source="csv", label_column="label", image_column="file")
+        return prepare_data(data, (3, 10, 10), seed=0)
+
+    memory, disk, stream = load("memory"), load("disk"), load("stream")
+    assert not isinstance(memory.train.x, Samples)
+    assert "disk cache" in disk.description and len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    assert isinstance(stream.train.x.storage, FileImages)
+    for other in (disk, stream):
+        assert torch.equal(other.train.y, memory.train.y)
+        assert torch.allclose(other.train.x[:], memory.train.x[:], atol=1e-6)
