@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from studio.blocks import build_block
 from studio.document import Network
 from studio.errors import Problem, ShapeError, clip
 from studio.initializers import check_initializer, weight_ranks
@@ -309,8 +310,5 @@ def _unbuildable(shapes: list[Shape], err: Exception) -> str:
 
 
 def _meta_block(node, layer: LayerType, shapes: list[Shape], output: Shape):
-    # Imported here: the builder imports this module for the analysis it needs.
-    from studio.builder import build_block
-
     with torch.device("meta"):
         return build_block(node, layer, shapes, output)

@@ -18,11 +18,11 @@ from torch import nn
 
 from studio import pretrained
 from studio.analysis import Analysis, analyze
-from studio.blocks import Block, activation_module, normalization_module
-from studio.document import Network, Node, Project
+from studio.blocks import build_block
+from studio.document import Network, Project
 from studio.errors import Problem, StudioError
 from studio.initializers import initialize
-from studio.registry import Catalog, LayerType, Shape, catalog
+from studio.registry import Catalog, Shape, catalog
 
 
 class InvalidNetwork(StudioError):
@@ -32,17 +32,6 @@ class InvalidNetwork(StudioError):
         self.problems = problems
         more = f" ({len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         super().__init__(problems[0].message + more)
-
-
-def build_block(node: Node, layer: LayerType, inputs: list[Shape], output: Shape) -> Block:
-    """The layer plus its normalization, activation and dropout options."""
-    module = layer.build(node.params, inputs)
-    if not layer.block_options:
-        return Block(module)
-    norm = normalization_module(node.normalization["kind"], output, node.normalization["groups"])
-    act = activation_module(node.activation, output)
-    drop = nn.Dropout(node.dropout) if node.dropout > 0 else None
-    return Block(module, norm, act, drop, node.normalization["position"] == "after_activation")
 
 
 def node_seed(seed: int, node_id: str) -> int:

@@ -103,10 +103,7 @@ def catalog() -> Catalog:
         if _catalog is None:
             cat = Catalog()
             cat.load_entry_points()
-            if "Linear" not in cat:
-                # Running from a source tree that was never pip-installed: no entry points.
-                from studio.layers import register
-
-                register(cat)
+            if "Linear" not in cat:  # a source tree never pip-installed: no entry points
+                cat.load_builtin()
             _catalog = cat
         return _catalog

@@ -17,7 +17,7 @@ from studio.data.resampling import Fold
 from studio.document import Project
 from studio.errors import StudioError
 from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
-from studio.model_card import CARD, model_card
+from studio.training.model_card import CARD, model_card
 from studio.training import distributed, events
 from studio.training.callbacks import Callback
 from studio.training.diagnosis import Diagnosis, Finding
