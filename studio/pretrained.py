@@ -25,17 +25,14 @@ import torch
 from torch import nn
 
 from studio.download import download
-from studio.errors import StudioError
+from studio.weights import WeightsError, read_state_dict
 
 _folder: ContextVar[Path | None] = ContextVar("studio_project_folder", default=None)
 _node: ContextVar[str] = ContextVar("studio_building_node", default="")
 _load: ContextVar[bool] = ContextVar("studio_load_weights", default=True)
 
-# Wrappers that training scripts commonly put around a state dict.
-_WRAPPERS = ("state_dict", "model_state_dict", "model", "net")
 
-
-class PretrainedError(StudioError):
+class PretrainedError(WeightsError):
     """Weights that cannot be found, read or fitted to a backbone."""
 
 
@@ -151,40 +148,8 @@ def imagenet_state(weights, label: str) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def read_state(path: Path, label: str) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors or a torch file, refusing pickles that run code."""
-    name = who(label)
-    if not path.is_file():
-        raise PretrainedError(f"{name}: weights file '{path}' does not exist.")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as err:
-            raise PretrainedError(
-                f"{name}: weights file '{path}' is not a readable safetensors file ({err})."
-            ) from None
-    from studio.weights import WeightsError, load_torch_file
-
-    try:
-        state = load_torch_file(path, f"{name}: weights file")
-    except WeightsError as err:
-        raise PretrainedError(str(err)) from None
-    return _unwrap(state, path, name)
-
-
-def _unwrap(state, path: Path, name: str) -> dict[str, torch.Tensor]:
-    for key in _WRAPPERS:
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    tensors = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
-    if not tensors or not state:
-        raise PretrainedError(
-            f"{name}: weights file '{path}' does not hold a state dict of tensors; save "
-            "model.state_dict() rather than the model or a training checkpoint."
-        )
-    return state
+    """A node's weights file (studio/weights.py reads it), its refusals named by the node."""
+    return read_state_dict(path, f"{who(label)}: weights file")
 
 
 # -- fitting a state dict to a module ---------------------------------------------------

@@ -17,12 +17,12 @@ from studio.data.resampling import Fold
 from studio.document import Project
 from studio.errors import StudioError
 from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
-from studio.training.model_card import CARD, model_card
 from studio.training import distributed, events
 from studio.training.callbacks import Callback
 from studio.training.diagnosis import Diagnosis, Finding
 from studio.training.engine import FitResult, Trainer
 from studio.training.eventlog import EventLog
+from studio.training.model_card import CARD, model_card
 from studio.training.runs import Run
 from studio.training.series import SeriesLog
 from studio.training.setup import pick_device
