@@ -62,24 +62,29 @@ def build_model(
     seed: int | None = None,
     cat: Catalog | None = None,
     base: Path | None = None,
+    analysis: Analysis | None = None,
 ) -> GraphModel:
     """Build the network; raise InvalidNetwork naming the nodes at fault if it cannot be built.
 
     base is the project file's folder, for relative weight-file and run paths (default: the
     one an enclosing build set, else the current folder). Backbones' reports on what they
-    loaded are collected in `model.weights_reports` (node id → sentence).
+    loaded are collected in `model.weights_reports` (node id → sentence). `analysis`: the
+    network's, when the caller has it (it is not made again).
     """
     with pretrained.project_folder(base) if base is not None else nullcontext():
-        return _build_model(network, seed, cat)
+        return _build_model(network, seed, cat, analysis)
 
 
-def _build_model(network: Network | Project, seed: int | None, cat: Catalog | None) -> GraphModel:
+def _build_model(
+    network: Network | Project, seed: int | None, cat: Catalog | None, analysis: Analysis | None
+) -> GraphModel:
     if isinstance(network, Project):
         seed = network.training.get("seed", 0) if seed is None else seed
         network = network.network
     seed = 0 if seed is None else seed
     cat = cat or catalog()
-    analysis = analyze(network, cat)
+    if analysis is None:
+        analysis = analyze(network, cat)
     if not analysis.ok:
         raise InvalidNetwork(analysis.problems)
     blocks: dict[str, nn.Module] = {}
