@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from studio.blocks import build_block
 from studio.document import Network
 from studio.errors import Problem, ShapeError, clip
 from studio.initializers import check_initializer, weight_ranks
@@ -248,7 +249,7 @@ class _Analyzer:
             if node.trainable
             else info.params
         )
-        info.stages = _stages(block.layer, node.trainable)
+        info.stages = _stages(block.layer, node.trainable) if layer.backbone else None
         info.macs = layer.macs(node.params, shapes, output)
         self.out.sources[nid] = [ports[p] for p in names]
 
@@ -289,11 +290,10 @@ def _find_cycle(stuck: list[str], port_edges: dict[str, dict[str, str]]) -> list
     return list(reversed(path[position[nid] :]))
 
 
-def _stages(module, trainable: bool) -> list[tuple[str, int, bool]] | None:
-    """A backbone's stages with their parameter counts and whether each is frozen."""
-    names = getattr(module, "stage_names", None)
-    if names is None:
-        return None
+def _stages(module, trainable: bool) -> list[tuple[str, int, bool]]:
+    """A backbone's stages (studio/transfer/backbone.py) with their parameter counts and
+    whether each is frozen."""
+    names = module.stage_names
     return [
         (name, sum(p.numel() for p in stage.parameters()), not trainable or i < module.freeze_point)
         for i, (name, stage) in enumerate(zip(names, module.stage_modules(), strict=True))
@@ -309,8 +309,5 @@ def _unbuildable(shapes: list[Shape], err: Exception) -> str:
 
 
 def _meta_block(node, layer: LayerType, shapes: list[Shape], output: Shape):
-    # Imported here: the builder imports this module for the analysis it needs.
-    from studio.builder import build_block
-
     with torch.device("meta"):
         return build_block(node, layer, shapes, output)

@@ -9,11 +9,17 @@ is toggled.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from studio.errors import ShapeError
 from studio.shapes_text import describe
+
+if TYPE_CHECKING:  # annotations only: the document and the catalog sit above the blocks
+    from studio.document import Node
+    from studio.registry import LayerType, Shape
 
 ACTIVATIONS = ("none", "relu", "leaky_relu", "gelu", "sigmoid", "tanh", "softmax")
 NORMALIZATIONS = ("none", "batch", "layer", "instance", "group")
@@ -128,3 +134,14 @@ class Block(nn.Module):
         if self.drop is not None:
             y = self.drop(y)
         return y
+
+
+def build_block(node: Node, layer: LayerType, inputs: list[Shape], output: Shape) -> Block:
+    """A node's layer plus its normalization, activation and dropout options."""
+    module = layer.build(node.params, inputs)
+    if not layer.block_options:
+        return Block(module)
+    norm = normalization_module(node.normalization["kind"], output, node.normalization["groups"])
+    act = activation_module(node.activation, output)
+    drop = nn.Dropout(node.dropout) if node.dropout > 0 else None
+    return Block(module, norm, act, drop, node.normalization["position"] == "after_activation")

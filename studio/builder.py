@@ -18,11 +18,11 @@ from torch import nn
 
 from studio import pretrained
 from studio.analysis import Analysis, analyze
-from studio.blocks import Block, activation_module, normalization_module
-from studio.document import Network, Node, Project
+from studio.blocks import build_block
+from studio.document import Network, Project
 from studio.errors import Problem, StudioError
 from studio.initializers import initialize
-from studio.registry import Catalog, LayerType, Shape, catalog
+from studio.registry import Catalog, Shape, catalog
 
 
 class InvalidNetwork(StudioError):
@@ -32,17 +32,6 @@ class InvalidNetwork(StudioError):
         self.problems = problems
         more = f" ({len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         super().__init__(problems[0].message + more)
-
-
-def build_block(node: Node, layer: LayerType, inputs: list[Shape], output: Shape) -> Block:
-    """The layer plus its normalization, activation and dropout options."""
-    module = layer.build(node.params, inputs)
-    if not layer.block_options:
-        return Block(module)
-    norm = normalization_module(node.normalization["kind"], output, node.normalization["groups"])
-    act = activation_module(node.activation, output)
-    drop = nn.Dropout(node.dropout) if node.dropout > 0 else None
-    return Block(module, norm, act, drop, node.normalization["position"] == "after_activation")
 
 
 def node_seed(seed: int, node_id: str) -> int:
@@ -73,24 +62,29 @@ def build_model(
     seed: int | None = None,
     cat: Catalog | None = None,
     base: Path | None = None,
+    analysis: Analysis | None = None,
 ) -> GraphModel:
     """Build the network; raise InvalidNetwork naming the nodes at fault if it cannot be built.
 
     base is the project file's folder, for relative weight-file and run paths (default: the
     one an enclosing build set, else the current folder). Backbones' reports on what they
-    loaded are collected in `model.weights_reports` (node id → sentence).
+    loaded are collected in `model.weights_reports` (node id → sentence). `analysis`: the
+    network's, when the caller has it (it is not made again).
     """
     with pretrained.project_folder(base) if base is not None else nullcontext():
-        return _build_model(network, seed, cat)
+        return _build_model(network, seed, cat, analysis)
 
 
-def _build_model(network: Network | Project, seed: int | None, cat: Catalog | None) -> GraphModel:
+def _build_model(
+    network: Network | Project, seed: int | None, cat: Catalog | None, analysis: Analysis | None
+) -> GraphModel:
     if isinstance(network, Project):
         seed = network.training.get("seed", 0) if seed is None else seed
         network = network.network
     seed = 0 if seed is None else seed
     cat = cat or catalog()
-    analysis = analyze(network, cat)
+    if analysis is None:
+        analysis = analyze(network, cat)
     if not analysis.ok:
         raise InvalidNetwork(analysis.problems)
     blocks: dict[str, nn.Module] = {}

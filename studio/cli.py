@@ -381,8 +381,8 @@ def run_check(args) -> int:
 def run_export(args) -> int:
     from studio.builder import build_model
     from studio.export import DEFAULT_OPSET, export_onnx, export_safetensors
-    from studio.model_card import card_for
     from studio.pretrained import without_weights
+    from studio.training.model_card import card_for
     from studio.weights import load_weights
 
     if not args.onnx and not args.safetensors and not args.pytorch:
@@ -593,8 +593,8 @@ def _experiment_done(args, experiment, base: Path) -> int:
 def _export_trained(run, path: str, base: Path) -> dict:
     from studio.builder import build_model
     from studio.export import export_onnx
-    from studio.model_card import card_for
     from studio.pretrained import without_weights
+    from studio.training.model_card import card_for
     from studio.training.runs import export_checkpoint
     from studio.weights import load_weights
 

@@ -24,7 +24,6 @@ from torch import nn
 
 from studio import __version__
 from studio.analysis import Analysis
-from studio.backbones import SPECS, Backbone
 from studio.blocks import Block, FeaturesFirst
 from studio.document import Project
 from studio.errors import ExportError
@@ -32,6 +31,8 @@ from studio.layers.conv import GlobalAverage
 from studio.layers.merge import Cat, Sum
 from studio.layers.recurrent import Recurrent
 from studio.shapes_text import describe
+from studio.transfer.architectures import SPECS
+from studio.transfer.backbone import Backbone
 
 # The studio's own small modules, written into model.py from their source (one definition
 # of each); Backbone is model.py's own: torchvision's model without its classifier.

@@ -215,6 +215,18 @@ class Project:
         return Project.from_dict(self.to_dict())
 
     @classmethod
+    def new(cls) -> Project:
+        """What File → New starts from: the default settings (the built-in digits data), an
+        Input shaped for those digits and no other layer, trained for 20 epochs (what the
+        digits examples take to converge)."""
+        project = cls()
+        image = {"id": "image", "type": "Input", "params": {"shape": [1, 8, 8]}}
+        project.network.add_node(parse_node(image, catalog(), "the new project"))
+        project.training["epochs"] = 20
+        project.view.positions = {"image": [0.0, 0.0]}
+        return project
+
+    @classmethod
     def from_dict(cls, raw: Any, cat: Catalog | None = None) -> Project:
         """Build a project from plain data, validating every field.
 

@@ -28,6 +28,10 @@ class DataError(StudioError):
     """Data that cannot be used; the message names the file, folder or column."""
 
 
+class TrainingError(StudioError):
+    """A training setup that cannot work; the message names the setting or node."""
+
+
 class ExportError(StudioError):
     """A model that cannot be exported or whose export does not match torch."""
 

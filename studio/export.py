@@ -65,7 +65,7 @@ def export_onnx(
     metadata: dict[str, str] | None = None,
 ) -> ExportReport:
     """Write model to path as ONNX and check it with onnxruntime against torch.
-    `metadata`: written into the file's metadata_props (studio/model_card.py)."""
+    `metadata`: written into the file's metadata_props (studio/training/model_card.py)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(f"Opset {opset} is not supported; choose {MIN_OPSET} to {MAX_OPSET}.")
     path = Path(path)

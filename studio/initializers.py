@@ -1,4 +1,4 @@
-"""Weight initializers a person can pick per layer (CONCEPTS §2).
+"""Weight initializers a person can pick per layer.
 
 Each entry wraps one `torch.nn.init` function with a parameter schema, so the inspector
 can render it and a project file can name it. Biases are set to zero whenever an

@@ -12,7 +12,6 @@ output only, and allocator overheads are left out, so it refuses only what clear
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from studio.analysis import Analysis
 from studio.document import Project
+from studio.free_memory import available_memory
 
 FLOAT_BYTES = 4  # fp32 parameters and activations (mixed precision still keeps fp32 masters)
 OPTIMIZER_COPIES = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 1, "adagrad": 1}
@@ -166,7 +166,7 @@ def _samples(source: str, where: str, stamp: int) -> int:
                 lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
             return max(0, lines - 1)
         if source == "image_folder" and path.is_dir():
-            from studio.data.sources import IMAGE_SUFFIXES
+            from studio.data.decode import IMAGE_SUFFIXES
 
             return sum(
                 1
@@ -177,47 +177,6 @@ def _samples(source: str, where: str, stamp: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def available_memory(device: str = "cpu") -> tuple[int | None, str]:
-    """Bytes free for training on `device`: free GPU memory, or RAM within a cgroup limit."""
-    if device.startswith("cuda"):
-        import torch
-
-        try:
-            free, _ = torch.cuda.mem_get_info(torch.device(device))
-            return int(free), "GPU memory"
-        except (RuntimeError, AssertionError):
-            return None, "GPU memory"
-    return _ram_available(), "RAM"
-
-
-def _ram_available() -> int | None:
-    found = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    # A container's limit (CI runners, cgroup v2 then v1) is what the process can really get.
-    for limit, usage in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        (
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-        ),
-    ):
-        try:
-            cap = int(Path(limit).read_text().strip())
-            used = int(Path(usage).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if cap < 1 << 60:  # "max", or v1's "no limit" sentinel, are not limits
-            found.append(max(0, cap - used))
-        break
-    return min(found) if found else None
 
 
 def human_bytes(n: float) -> str:

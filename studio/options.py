@@ -1,5 +1,5 @@
 """The per-layer options every weighted layer carries, as schemas the inspector renders:
-initializer, normalization, activation and dropout (CONCEPTS §2)."""
+initializer, normalization, activation and dropout."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ point names a callable `register(catalog)`.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
@@ -68,6 +69,18 @@ class PluginCatalog(Generic[T]):
             g: out[g]
             for g in sorted(out, key=lambda g: order.index(g) if g in order else len(order))
         }
+
+    def load_builtin(self) -> None:
+        """Register the built-ins by their entry point's value (`module:function`), loaded
+        as an entry point is: for a source tree that was never pip-installed, which has no
+        entry points. By name, so that no catalog imports what it lists (a built-in layer
+        may need the builder, which needs the catalog)."""
+        module, _, function = self.builtin_entry.partition(":")
+        self._loading_from = "studio:builtin"
+        try:
+            getattr(importlib.import_module(module), function)(self)
+        finally:
+            self._loading_from = ""
 
     def load_entry_points(self, group: str) -> None:
         # Built-ins first, so a plugin cannot shadow them by loading earlier.

@@ -13,29 +13,24 @@ all) travels in context variables that build_model sets.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from studio.download import download
-from studio.errors import StudioError
+from studio.weights import WeightsError, read_state_dict
 
 _folder: ContextVar[Path | None] = ContextVar("studio_project_folder", default=None)
 _node: ContextVar[str] = ContextVar("studio_building_node", default="")
 _load: ContextVar[bool] = ContextVar("studio_load_weights", default=True)
 
-# Wrappers that training scripts commonly put around a state dict.
-_WRAPPERS = ("state_dict", "model_state_dict", "model", "net")
 
-
-class PretrainedError(StudioError):
+class PretrainedError(WeightsError):
     """Weights that cannot be found, read or fitted to a backbone."""
 
 
@@ -151,40 +146,8 @@ def imagenet_state(weights, label: str) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def read_state(path: Path, label: str) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors or a torch file, refusing pickles that run code."""
-    name = who(label)
-    if not path.is_file():
-        raise PretrainedError(f"{name}: weights file '{path}' does not exist.")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as err:
-            raise PretrainedError(
-                f"{name}: weights file '{path}' is not a readable safetensors file ({err})."
-            ) from None
-    from studio.weights import WeightsError, load_torch_file
-
-    try:
-        state = load_torch_file(path, f"{name}: weights file")
-    except WeightsError as err:
-        raise PretrainedError(str(err)) from None
-    return _unwrap(state, path, name)
-
-
-def _unwrap(state, path: Path, name: str) -> dict[str, torch.Tensor]:
-    for key in _WRAPPERS:
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    tensors = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
-    if not tensors or not state:
-        raise PretrainedError(
-            f"{name}: weights file '{path}' does not hold a state dict of tensors; save "
-            "model.state_dict() rather than the model or a training checkpoint."
-        )
-    return state
+    """A node's weights file (studio/weights.py reads it), its refusals named by the node."""
+    return read_state_dict(path, f"{who(label)}: weights file")
 
 
 # -- fitting a state dict to a module ---------------------------------------------------
@@ -274,96 +237,3 @@ class WeightsReport(str):
         self = super().__new__(cls, text)
         self.mismatched = mismatched
         return self
-
-
-# -- earlier runs -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunSource:
-    """What a RunBackbone needs to know about an earlier run, read from its project.json."""
-
-    path: Path
-    project: object  # studio.document.Project as trained
-    input_shape: tuple[int, ...]
-    feature_node: str  # the node whose output fed the head
-    head: str
-    features: tuple[int, ...]
-    stages: tuple[str, ...]  # upstream nodes with weights, topological order
-    macs: int
-
-
-_runs: dict[tuple[Path, int], RunSource] = {}
-_runs_lock = threading.Lock()
-
-
-def run_source(path_text: str, label: str = "RunBackbone") -> RunSource:
-    """Read (and cache) a run folder; raise PretrainedError saying what to fix."""
-    from studio.analysis import analyze
-    from studio.projectfile import load_project
-
-    name = who(label)
-    if not path_text:
-        raise PretrainedError(
-            f"{name}: field 'run' is empty; set it to the folder of an earlier run "
-            "(runs/<project>/<run id>)."
-        )
-    path = resolve(path_text)
-    project_file = path / "project.json"
-    if not project_file.is_file():
-        raise PretrainedError(
-            f"{name}: '{path}' is not a run folder (it has no project.json); set field 'run' "
-            "to a folder under runs/<project>/."
-        )
-    key = (project_file.resolve(), project_file.stat().st_mtime_ns)
-    with _runs_lock:
-        if key in _runs:
-            return _runs[key]
-    project = load_project(project_file)
-    analysis = analyze(project.network)
-    if not analysis.ok:
-        raise PretrainedError(
-            f"{name}: the network of run '{path.name}' no longer builds "
-            f"({analysis.problems[0].message})"
-        )
-    head = analysis.output_id
-    sources = analysis.sources.get(head, [])
-    if len(sources) != 1 or sources[0] == analysis.input_id:
-        raise PretrainedError(
-            f"{name}: run '{path.name}' has no single layer feeding its head '{head}', so there "
-            "are no features to reuse."
-        )
-    feature = sources[0]
-    stages = tuple(
-        nid
-        for nid in analysis.order
-        if nid not in (head, analysis.input_id) and analysis.layers[nid].params > 0
-    )
-    source = RunSource(
-        path=path,
-        project=project,
-        input_shape=tuple(analysis.layers[analysis.input_id].output_shape),
-        feature_node=feature,
-        head=head,
-        features=tuple(analysis.layers[feature].output_shape),
-        stages=stages,
-        macs=analysis.macs - analysis.layers[head].macs,
-    )
-    with _runs_lock:
-        _runs[key] = source
-    return source
-
-
-def run_checkpoint(source: RunSource, which: str, label: str) -> tuple[Path, str]:
-    """The run's weights file: `which` ('best' or 'last'), falling back to the other."""
-    folder_ = source.path / "checkpoints"
-    order = [which, "last" if which == "best" else "best"]
-    for name in order:
-        path = folder_ / f"{name}.safetensors"
-        if path.is_file():
-            note = "" if name == which else f" (it has no {which} checkpoint)"
-            return path, f"run '{source.path.name}' {name}.safetensors{note}"
-    raise PretrainedError(
-        f"{who(label)}: run '{source.path.name}' has no saved weights ({folder_} holds no "
-        "best.safetensors or last.safetensors); pick a run that finished at least one epoch."
-    )

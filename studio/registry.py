@@ -50,6 +50,10 @@ class LayerType:
     block_options: bool = False
     # The Input layer: no ports, shape from its own params.
     is_input: bool = False
+    # A pretrained network as one node (studio/transfer/): it builds a Backbone split into
+    # stages(), a freeze point freezes them from the input on, strategies and fine-tuning
+    # plans apply to it. The one way the studio asks whether a layer is a backbone.
+    backbone: bool = False
 
     def ports(self, params: dict) -> list[str]:
         """Names of the input ports, in the order build() receives them."""
@@ -61,6 +65,10 @@ class LayerType:
 
     def build(self, params: dict, inputs: list[Shape]) -> nn.Module:
         raise NotImplementedError
+
+    def stages(self, params: dict) -> list[str]:
+        """A backbone's stage names, input to output (none for other layers)."""
+        return []
 
     def macs(self, params: dict, inputs: list[Shape], output: Shape) -> int:
         """Multiply-accumulates per sample (0 for layers whose cost is negligible)."""
@@ -103,10 +111,7 @@ def catalog() -> Catalog:
         if _catalog is None:
             cat = Catalog()
             cat.load_entry_points()
-            if "Linear" not in cat:
-                # Running from a source tree that was never pip-installed: no entry points.
-                from studio.layers import register
-
-                register(cat)
+            if "Linear" not in cat:  # a source tree never pip-installed: no entry points
+                cat.load_builtin()
             _catalog = cat
         return _catalog

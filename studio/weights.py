@@ -59,10 +59,18 @@ def load_torch_file(path: str | Path, what: str = "Weights file") -> Any:
         ) from None
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+# Wrappers that training scripts commonly put around a state dict.
+WRAPPERS = ("state_dict", "model_state_dict", "model", "net")
+
+
+def read_state_dict(path: str | Path, what: str = "Weights file") -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors or a torch file (unwrapped from a training script's
+    checkpoint dict), refusing pickles that run code: every weights file the studio reads
+    (a backbone's own, a run's, one to export) is read here. A refusal is one
+    WeightsError sentence that starts with `what` and the path."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"Weights file '{path}' does not exist.")
+        raise WeightsError(f"{what} '{path}' does not exist.")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -70,13 +78,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except Exception as err:
             raise WeightsError(
-                f"Weights file '{path}' is not a readable safetensors file: {err}"
+                f"{what} '{path}' is not a readable safetensors file ({err})."
             ) from None
-    state = load_torch_file(path)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"Weights file '{path}' does not hold a state dict of tensors.")
+    state = load_torch_file(path, what)
+    for key in WRAPPERS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    tensors = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+    if not tensors or not state:
+        raise WeightsError(
+            f"{what} '{path}' does not hold a state dict of tensors; save "
+            "model.state_dict() rather than the model or a training checkpoint."
+        )
     return state
 
 

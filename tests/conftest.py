@@ -33,8 +33,8 @@ def offline_torch_hub(tmp_path_factory) -> Path:
 def place_imagenet_weights(project_file: Path) -> None:
     """For every ImageNet backbone in a project, put a generated weights file where torch
     hub's cache keeps the real one, so the real loading path runs offline."""
-    from studio.backbones import SPECS, default_weights
     from studio.pretrained import hub_file
+    from studio.transfer.architectures import SPECS, default_weights
     from studio.vision import torchvision
 
     for node in json.loads(project_file.read_text())["network"]["nodes"]:

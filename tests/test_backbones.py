@@ -10,9 +10,10 @@ from support import chain, project_of
 from torch import nn
 
 from studio.analysis import analyze
-from studio.backbones import SPECS, Backbone
 from studio.builder import build_model
 from studio.registry import catalog
+from studio.transfer.architectures import SPECS
+from studio.transfer.backbone import Backbone
 from studio.vision import torchvision
 
 TYPES = list(SPECS)
@@ -195,7 +196,8 @@ def test_backbones_are_in_their_palette_group():
     group = catalog().by_group()["Backbones"]
     names = {layer.name for layer in group}
     assert set(TYPES) | {"RunBackbone"} <= names
-    assert all(getattr(layer, "backbone", False) for layer in group)
+    assert all(layer.backbone for layer in group)
+    assert not any(layer.backbone for layer in catalog() if layer.group != "Backbones")
 
 
 def test_analysing_a_resnet50_project_is_fast():

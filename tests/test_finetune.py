@@ -12,7 +12,6 @@ import torch
 from support import chain, project_of
 from torch import nn
 
-from studio.backbones import Backbone
 from studio.builder import build_model
 from studio.data.prepare import PreparedData, Split
 from studio.registry import LayerType, catalog
@@ -20,10 +19,11 @@ from studio.schema import Param
 from studio.training.callbacks import Callback
 from studio.training.diagnosis import Diagnosis
 from studio.training.engine import Trainer
-from studio.training.finetune import FineTuningPlan
 from studio.training.runs import Run
 from studio.training.session import train
 from studio.training.setup import TrainingError
+from studio.transfer.backbone import Backbone
+from studio.transfer.finetune import FineTuningPlan
 
 STAGES = ["stem", "block1", "block2", "block3"]
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from support import EXAMPLES
 
+import studio.free_memory
 import studio.memory
 from studio.analysis import analyze
 from studio.cli import main
@@ -45,9 +46,9 @@ def test_a_network_that_cannot_fit_is_refused_before_anything_is_allocated(tmp_p
 
 def test_the_machine_limit_follows_what_is_free(monkeypatch):
     project = load_project(MLP)
-    monkeypatch.setattr(studio.memory, "_ram_available", lambda: 10**12)
+    monkeypatch.setattr(studio.free_memory, "_ram_available", lambda: 10**12)
     assert estimate(project, analyze(project.network)).fits
-    monkeypatch.setattr(studio.memory, "_ram_available", lambda: 1000)
+    monkeypatch.setattr(studio.free_memory, "_ram_available", lambda: 1000)
     e = estimate(project, analyze(project.network))
     assert not e.fits and "1.0 KB of RAM free" in e.sentence()
 
@@ -83,6 +84,6 @@ def test_the_data_is_counted_from_its_files_without_reading_them(tmp_path, monke
     )
     e = estimate(project, analyze(project.network), base=tmp_path)
     assert e.data == 5000 * 64 * 4
-    monkeypatch.setattr(studio.memory, "_ram_available", lambda: e.total - 1)
+    monkeypatch.setattr(studio.free_memory, "_ram_available", lambda: e.total - 1)
     e = estimate(project, analyze(project.network), base=tmp_path)
     assert not e.fits and "mostly for the data" in e.sentence()

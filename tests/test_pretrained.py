@@ -12,11 +12,11 @@ from safetensors.torch import load_file, save_file
 from support import EXAMPLES, chain, project_of
 
 from studio.analysis import analyze
-from studio.backbones import SPECS
 from studio.builder import build_model
 from studio.errors import StudioError
 from studio.projectfile import load_project
 from studio.training.session import train
+from studio.transfer.architectures import SPECS
 from studio.vision import torchvision
 
 RESNET18 = "resnet18-f37072fd.pth"  # the file name in torchvision's DEFAULT weights URL
@@ -364,3 +364,36 @@ def test_training_downloads_missing_imagenet_weights_with_progress_events(tmp_pa
     assert downloads[-1]["done"] == downloads[-1]["total"] == len(buffer.getvalue())
     assert (home / "hub" / "checkpoints" / RESNET18).is_file()
     assert_same_weights(trainer.model, state)
+
+
+def test_a_partial_load_is_a_finding_of_the_diagnosis_wherever_training_runs(tmp_path):
+    """The CLI and the window hear the same finding: the diagnosis raises it, not a view."""
+    from studio.data.prepare import PreparedData, Split
+    from studio.training.session import train
+
+    full = random_resnet18()
+    partial = dict(full)
+    del partial["layer4.1.bn2.bias"]
+    torch.save(full, tmp_path / "full.pth")
+    torch.save(partial, tmp_path / "partial.pth")
+    x, y = torch.rand(12, 3, 32, 32), torch.arange(12) % 3
+    data = PreparedData(
+        Split(x[:8], y[:8]),
+        Split(x[8:], y[8:]),
+        Split(x[:0], y[:0]),
+        ["a", "b", "c"],
+        (3, 32, 32),
+        "",
+    )
+    found = {}
+    for name in ("full", "partial"):
+        p = project(weights="file", weights_file=f"{name}.pth")
+        p.training.update(epochs=1, batch_size=8)
+        heard = []
+        outcome = train(p, runs_root=None, base=tmp_path, data=data, listeners=[heard.append])
+        found[name] = [f for f in outcome.findings if f.kind == "weights_mismatch"]
+        announced = [e for e in heard if e["type"] == "finding" and e["kind"] == "weights_mismatch"]
+        assert len(announced) == len(found[name])
+    assert not found["full"]
+    (finding,) = found["partial"]
+    assert finding.layers == ["base"] and "1 missing" in finding.message

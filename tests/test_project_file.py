@@ -121,3 +121,17 @@ def test_network_edits_emit_events():
     assert all(("edge-", e.source, e.target) in seen for _, e in edges)
     network.add_node(Node(network.new_id("Linear"), "Linear", {"out_features": 4, "bias": True}))
     assert seen[-1] == ("added", "linear_1")
+
+
+def test_a_new_project_is_an_input_that_fits_its_data_and_saves_and_reopens(tmp_path):
+    from studio.data.prepare import prepare_data
+    from studio.document import Project
+    from studio.projectfile import load_project, save_project
+
+    project = Project.new()
+    (node,) = project.network.nodes.values()
+    assert node.type == "Input" and project.name == "untitled"
+    data = prepare_data(project.data, tuple(node.params["shape"]), seed=0)  # no shape error
+    assert data.sample_shape == tuple(node.params["shape"])
+    save_project(project, tmp_path / "new.json")
+    assert load_project(tmp_path / "new.json").to_dict() == project.to_dict()

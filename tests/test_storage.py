@@ -122,7 +122,9 @@ def test_a_class_subset_and_training_work_from_the_disk(tmp_path):
 
 
 def test_auto_storage_uses_the_disk_when_the_images_would_crowd_the_ram(monkeypatch):
-    monkeypatch.setattr("studio.memory.available_memory", lambda device="cpu": (400_000, "RAM"))
+    monkeypatch.setattr(
+        "studio.free_memory.available_memory", lambda device="cpu": (400_000, "RAM")
+    )
     # 1,000 RGB images of 10×10 as floats: 1.2 MB, more than a quarter of 0.4 MB.
     assert on_disk("auto", 1000, "RGB", (10, 10))
     assert not on_disk("auto", 100, "L", (10, 10))  # 40 KB

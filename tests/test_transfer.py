@@ -8,7 +8,7 @@ from support import ROOT, net, project_of
 
 from studio.commands import Command
 from studio.registry import catalog
-from studio.transfer import (
+from studio.transfer.strategies import (
     LITTLE_PER_CLASS,
     LITTLE_TOTAL,
     STRATEGIES,
@@ -163,7 +163,7 @@ def test_a_strategy_names_what_it_cannot_apply_to():
 def test_a_backbone_on_a_plain_chain_becomes_the_transfer_template_in_one_undo():
     from studio.analysis import analyze
     from studio.projectfile import load_project
-    from studio.transfer_edits import backbone_template
+    from studio.transfer.edits import backbone_template
 
     project = load_project(ROOT / "resources" / "examples" / "digits_mlp.json")
     before = project.to_dict()

@@ -12,7 +12,7 @@ import torch
 from support import EXAMPLES
 
 from studio.cli import main
-from studio.pretrained import PretrainedError, read_state
+from studio.pretrained import read_state
 from studio.weights import WeightsError, load_torch_file, read_state_dict
 
 MLP = next(p for p in EXAMPLES if p.stem == "digits_mlp")
@@ -93,7 +93,7 @@ def test_every_torch_weights_reader_gives_the_same_sentence(make, why, tmp_path)
     with pytest.raises(WeightsError) as err:
         read_state_dict(path)
     assert_refused_in_a_sentence(str(err.value), path, why)
-    with pytest.raises(PretrainedError) as err:  # a backbone's own weights file
+    with pytest.raises(WeightsError) as err:  # a backbone's own weights file: the same reader
         read_state(path, "Node 'backbone' (ResNet18)")
     assert str(err.value).startswith("Node 'backbone'")
     assert_refused_in_a_sentence(str(err.value), path, why)

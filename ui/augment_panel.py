@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
 from studio.commands import SetSettings
 from studio.data.augmentations import augmentation_catalog
 from studio.data.label_meaning import label_warnings
-from studio.errors import ProjectError
 from studio.shapes_text import describe_kind
 from ui.background import BackgroundJob
 from ui.document import DocumentModel
@@ -158,14 +157,15 @@ class AugmentPanel(QWidget):
         self.warning.setVisible(bool(warnings))
 
     def _edit(self, name: str, field: str, value) -> None:
-        try:
-            command = SetSettings(self.model.project, {f"data.augmentation.{name}.{field}": value})
-        except ProjectError as err:
-            self.message.setText(str(err))
-            self.refresh()
-            return
-        self.message.clear()
-        self.model.push(command)
+        path = f"data.augmentation.{name}.{field}"
+        if self.model.try_push(
+            lambda: SetSettings(self.model.project, {path: value}), self._refused
+        ):
+            self.message.clear()
+
+    def _refused(self, sentence: str) -> None:
+        self.message.setText(sentence)
+        self.refresh()  # the form shows the value the document kept
 
     def _settings_changed(self, paths: list) -> None:
         if any(p.startswith("data.augmentation") or p == "data.source" for p in paths):

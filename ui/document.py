@@ -7,6 +7,7 @@ Views never hold model state: the canvas, inspector and status bar read `project
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from studio.analysis import Analysis, analyze
 from studio.commands import Command
 from studio.document import Project
+from studio.errors import ProjectError
 from studio.pretrained import project_folder
 
 
@@ -126,6 +128,19 @@ class DocumentModel(QObject):
     def push(self, command: Command) -> None:
         """Run a command and put it on the undo stack."""
         self.undo_stack.push(_QtCommand(command, self))
+
+    def try_push(self, make: Callable[[], Command], refused: Callable[[str], None]) -> bool:
+        """Make a command from a person's edit and push it. A value the document refuses
+        (a ProjectError, raised while the command is made, before anything changed) goes
+        to `refused` as its sentence instead: every panel says it where the edit was made.
+        True when the command was pushed."""
+        try:
+            command = make()
+        except ProjectError as err:
+            refused(str(err))
+            return False
+        self.push(command)
+        return True
 
     def select(self, ids: list[str]) -> None:
         ids = [i for i in ids if i in self.project.network.nodes]

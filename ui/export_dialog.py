@@ -27,8 +27,8 @@ from studio.builder import build_model
 from studio.errors import StudioError
 from studio.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_onnx, export_safetensors
 from studio.export_code import export_pytorch
-from studio.model_card import card_for
 from studio.pretrained import without_weights
+from studio.training.model_card import card_for
 from studio.training.runs import export_checkpoint, list_runs
 from studio.weights import fits, load_weights
 from ui.document import DocumentModel

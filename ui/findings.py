@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
 )
 
 from studio.commands import apply_fix
-from studio.errors import ProjectError
 from studio.fixes import describe_fix
 from ui.document import DocumentModel
 from ui.theme import icon
@@ -175,12 +174,12 @@ class FindingsPanel(QScrollArea):
         self.count_changed.emit(len(self.cards))
 
     def _apply(self, card: FindingCard) -> None:
-        try:
-            command = apply_fix(self.model.project, card.finding["fix"], card.finding["title"])
-        except ProjectError as err:
-            card.settle("Cannot apply", str(err))
+        fix, title = card.finding["fix"], card.finding["title"]
+        if not self.model.try_push(
+            lambda: apply_fix(self.model.project, fix, title),
+            lambda sentence: card.settle("Cannot apply", sentence),
+        ):
             return
-        self.model.push(command)
         card.settle("Fix applied", "Ctrl+Z undoes it. Train again to compare the runs.")
         # A fix whose layers this one already changed (a vanishing fix turns sigmoid layers
         # into ReLU ones; their saturation fix would not fit them any more).

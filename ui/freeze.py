@@ -24,11 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from studio.commands import SetNodeFields
-from studio.errors import ProjectError
 from studio.registry import catalog
 from studio.report import human_count
+from studio.transfer.stages import StageRow, freeze_point, split_counts, stage_rows
 from ui.document import DocumentModel
-from ui.stages import StageRow, freeze_point, split_counts, stage_rows
 
 # The node fields this panel edits; the inspector leaves them out of the generic form.
 FIELDS = ("freeze_point", "update_frozen_bn")
@@ -206,14 +205,15 @@ class FreezePanel(QWidget):
         )
 
     def _push(self, fields: dict, text: str) -> None:
-        try:
-            command = SetNodeFields(self.model.project, {self.node_id: fields}, text)
-        except ProjectError as err:
-            self.message.setText(str(err))
-            self.refresh()
-            return
-        self.message.clear()
-        self.model.push(command)
+        changes = {self.node_id: fields}
+        if self.model.try_push(
+            lambda: SetNodeFields(self.model.project, changes, text), self._refused
+        ):
+            self.message.clear()
+
+    def _refused(self, sentence: str) -> None:
+        self.message.setText(sentence)
+        self.refresh()  # the slider shows the freeze point the document kept
 
 
 def _span(names: list[str]) -> str:

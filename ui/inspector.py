@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
 )
 
 from studio.commands import SetNodeFields
-from studio.errors import ProjectError
 from studio.initializers import INITIALIZERS
 from studio.options import ACTIVATION, DROPOUT, INITIALIZER, NORMALIZATION
 from studio.registry import catalog
@@ -27,7 +26,6 @@ from ui.document import DocumentModel
 from ui.forms import MIXED, ParamForm
 from ui.freeze import FIELDS as FREEZE_FIELDS
 from ui.freeze import FreezePanel
-from ui.stages import is_backbone
 
 
 def _common(values: list):
@@ -116,7 +114,7 @@ class Inspector(QScrollArea):
 
         setters = []
         # One backbone: its freeze point gets a slider over the stages, not a number field.
-        backbone = len(ids) == 1 and is_backbone(layers[0])
+        backbone = len(ids) == 1 and layers[0].backbone
         shown = tuple(p for p in layers[0].params if not (backbone and p.name in FREEZE_FIELDS))
         if len(types) == 1 and shown:
             form = ParamForm(shown)
@@ -278,9 +276,6 @@ class Inspector(QScrollArea):
         )
 
     def _push(self, changes: dict) -> None:
-        try:
-            command = SetNodeFields(self.model.project, changes)
-        except ProjectError as err:
-            self.message.setText(str(err))
-            return
-        self.model.push(command)
+        self.model.try_push(
+            lambda: SetNodeFields(self.model.project, changes), self.message.setText
+        )

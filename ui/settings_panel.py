@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from studio.commands import SetSettings
-from studio.errors import ProjectError
 from studio.schema import Param
 from ui.document import DocumentModel
 from ui.forms import ParamForm
@@ -85,11 +84,11 @@ class SettingsPanel(QScrollArea):
 
     def _edit(self, group: str, name: str, value) -> None:
         path = f"{self.section}.{name}" if group == "general" else f"{self.section}.{group}.{name}"
-        try:
-            command = SetSettings(self.model.project, {path: value})
-        except ProjectError as err:
-            self.message.setText(str(err))
-            self.refresh()
-            return
-        self.message.clear()
-        self.model.push(command)
+        if self.model.try_push(
+            lambda: SetSettings(self.model.project, {path: value}), self._refused
+        ):
+            self.message.clear()
+
+    def _refused(self, sentence: str) -> None:
+        self.message.setText(sentence)
+        self.refresh()  # the form shows the value the document kept

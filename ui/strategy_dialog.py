@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio import transfer
 from studio.commands import Command
 from studio.errors import StudioError
+from studio.transfer import strategies as transfer
+from studio.transfer.stages import freeze_point
 from ui.document import DocumentModel
-from ui.stages import freeze_point
 
 SIZES = (("little", "Little data"), ("much", "Much data"))
 SIMILARITIES = (("low", "Low similarity"), ("high", "High similarity"))

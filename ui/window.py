@@ -35,7 +35,7 @@ from studio.training.health import layer_health, node_health
 from studio.training.runs import Run
 from studio.training.series import replay
 from studio.training.setup import pick_device
-from studio.transfer_edits import TransferEditError, use_run_as_backbone
+from studio.transfer.edits import TransferEditError, use_run_as_backbone
 from ui.augment_panel import AugmentPanel
 from ui.background import BackgroundJob
 from ui.canvas import GraphCanvas
@@ -482,13 +482,7 @@ class MainWindow(QMainWindow):
     def new_project(self) -> None:
         if not self._confirm_discard():
             return
-        project = load_project(EXAMPLES / "digits_mlp.json")
-        for nid in list(project.network.nodes):
-            if project.network.nodes[nid].type != "Input":
-                project.network.remove_node(nid)
-        project.name, project.description = "untitled", ""
-        project.view.positions = {nid: [0.0, 0.0] for nid in project.network.nodes}
-        self.model.replace(project, None)
+        self.model.replace(Project.new(), None)
 
     def open_dialog(self) -> None:
         start = str(self.model.path.parent) if self.model.path else str(EXAMPLES)
@@ -780,22 +774,8 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(event.get("label", ""), 8000)
             elif kind == "download":  # a backbone's weights, before training starts
                 self._show_download(event)
-            elif kind == "pretrained":  # what a backbone loaded; a partial load is a finding
+            elif kind == "pretrained":  # what a backbone loaded (a partial load: a finding)
                 self.statusBar().showMessage(event["report"], 10000)
-                if event["mismatched"]:
-                    self.findings.add(
-                        {
-                            "kind": "weights_mismatch",
-                            "title": "Weights only partly loaded",
-                            "message": event["report"],
-                            "severity": "warning",
-                            "remedy": "Check that the weights file was saved from this "
-                            "architecture; the layers it did not cover start from random values.",
-                            "layers": [event["node"]],
-                            "step": 0,
-                        }
-                    )
-                    self.canvas.highlight_nodes([event["node"]], "#f59e0b")
             elif kind == "finding":
                 # Not raised: the person may be working in another tab; the dock's title
                 # counts the findings.

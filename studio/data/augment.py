@@ -34,7 +34,7 @@ import torch.nn.functional as nnf
 
 from studio.data.augment_builtins import register
 from studio.data.augmentations import AugmentationType, augmentation_catalog
-from studio.data.sources import DataError
+from studio.errors import DataError
 from studio.shapes_text import describe_kind
 
 __all__ = ["Augmentation", "build_augmentation", "enabled_names", "preview", "register"]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as nnf
 
 from studio.data.augmentations import AugmentationType, chance_param, enabled_param
-from studio.data.sources import DataError
+from studio.errors import DataError
 from studio.schema import Param
 
 ERASE_VALUES = {"black": 0.0, "gray": 0.5, "white": 1.0}

@@ -162,12 +162,7 @@ def augmentation_catalog() -> AugmentationCatalog:
                 cat = AugmentationCatalog()
                 cat.load_entry_points()
                 if not any(cat.is_builtin(name) for name in cat.names()):
-                    # A source tree that was never pip-installed: no entry points.
-                    from studio.data.augment import register
-
-                    cat._loading_from = "studio:builtin"
-                    register(cat)
-                    cat._loading_from = ""
+                    cat.load_builtin()  # a source tree never pip-installed: no entry points
                 _catalog = cat
             finally:
                 _loading = False

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.data.sources import DataError
+from studio.errors import DataError
 
 IMBALANCED = 3.0  # largest class / smallest class from which a remedy is suggested
 SHOWN = 12  # classes named in the summary; more are counted, not named

@@ -61,12 +61,7 @@ def dataset_catalog() -> DatasetCatalog:
         if _catalog is None:
             cat = DatasetCatalog()
             cat.load_entry_points()
-            if "digits" not in cat:
-                # A source tree that was never pip-installed: no entry points.
-                from studio.data.sources import register
-
-                cat._loading_from = "studio:builtin"
-                register(cat)
-                cat._loading_from = ""
+            if "digits" not in cat:  # a source tree never pip-installed: no entry points
+                cat.load_builtin()
             _catalog = cat
         return _catalog

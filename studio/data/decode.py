@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
 
 def decode(path: Path, mode: str, hw: tuple[int, int]) -> np.ndarray:
     from PIL import Image

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from studio.data.sources import DataError
+from studio.errors import DataError
 
 METHODS = ("holdout", "kfold", "bootstrap", "leave_one_out")
 # From this many runs on, an experiment says what it costs before it starts (leave-one-out

@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.data.decode import decode_or_why, header_or_why
+from studio import free_memory
+from studio.data.decode import IMAGE_SUFFIXES, decode_or_why, header_or_why
 from studio.errors import DataError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
 @dataclass
@@ -127,10 +126,8 @@ def on_disk(storage: str, count: int, mode: str, hw: tuple[int, int]) -> bool:
     quarter of the RAM available (at most 2 GB; auto then picks the cache)."""
     if storage != "auto":
         return storage in ("disk", "stream")
-    from studio.memory import available_memory
-
     floats = count * (3 if mode == "RGB" else 1) * hw[0] * hw[1] * 4
-    ram = available_memory("cpu")[0]
+    ram = free_memory.available_memory("cpu")[0]
     return floats > min(2 * 1024**3, ram // 4 if ram else 2 * 1024**3)
 
 

@@ -3,7 +3,8 @@ path a plugin takes (see pyproject.toml)."""
 
 from __future__ import annotations
 
-from studio.layers import activation, backbones, conv, core, merge, norm, recurrent
+from studio.layers import activation, conv, core, merge, norm, recurrent
+from studio.transfer import layers as backbones
 
 MODULES = (core, conv, norm, activation, merge, recurrent, backbones)
 

@@ -1,6 +1,25 @@
 """Callbacks: no-op hooks the engine calls at fixed points (Lightning's pattern).
 
-A callback never raises to stop training; it sets `trainer.should_stop` and a reason.
+The studio's own probes hook in here as any callback does: the monitors
+(studio/training/probes.py), divergence and rollback (studio/training/rollback.py), the
+fine-tuning plan (studio/training/phases.py), checkpoints, early stopping. Per step, in
+order:
+
+    on_train_batch_start(step)      the batch is on the device; nothing computed yet
+    on_before_backward(step, loss)  the forward pass is done; `loss` is the batch's loss
+    on_after_backward(step)         gradients as back-propagated (before clipping)
+    on_before_optimizer_step(step)  gradients as the optimizer will use them (clipped)
+    on_after_optimizer_step(step)   the weights are updated
+    on_step_end(step)               the step is counted (`trainer.step_seconds`)
+
+A step that is begun and not taken (the loss diverged, or the processes stopped together
+before the update) gets `on_step_skipped(step)` after on_before_backward instead of the
+rest. `on_losses(steps, losses)` hears the losses as host numbers each time they are
+copied over (every step on the CPU, at each flush on a GPU). The engine calls a hook only
+on the callbacks that override it, so an unused hook costs nothing per step.
+
+A callback never raises to stop training; it sets `trainer.should_stop` and a reason
+(`trainer.request_stop`), or, for a divergence, `trainer.diverge`.
 """
 
 from __future__ import annotations
@@ -13,7 +32,21 @@ class Callback:
 
     def on_epoch_start(self, trainer, epoch: int) -> None: ...
 
+    def on_train_batch_start(self, trainer, step: int) -> None: ...
+
+    def on_before_backward(self, trainer, step: int, loss) -> None: ...
+
+    def on_after_backward(self, trainer, step: int) -> None: ...
+
+    def on_before_optimizer_step(self, trainer, step: int) -> None: ...
+
+    def on_after_optimizer_step(self, trainer, step: int) -> None: ...
+
+    def on_step_skipped(self, trainer, step: int) -> None: ...
+
     def on_step_end(self, trainer, step: int) -> None: ...
+
+    def on_losses(self, trainer, steps, losses) -> None: ...
 
     def on_epoch_end(self, trainer, epoch: int, metrics: dict) -> None: ...
 
@@ -26,6 +59,23 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+STEP_HOOKS = (
+    "on_train_batch_start",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_after_optimizer_step",
+    "on_step_skipped",
+    "on_step_end",
+    "on_losses",
+)
+
+
+def hooked(callbacks: list[Callback], name: str) -> list[Callback]:
+    """The callbacks that override hook `name`, in order: the only ones it is called on."""
+    return [cb for cb in callbacks if getattr(type(cb), name) is not getattr(Callback, name)]
 
 
 def resolve_mode(mode: str, monitor: str) -> str:

@@ -2,7 +2,7 @@
 
 The diagnosis sees numbers (a back-propagated gradient shrinking layer by layer, units
 that never fire); this module names what in the layers' settings does it, in the notes'
-words (CONCEPTS.md §2 and §4: He init for ReLU, Glorot for sigmoid/tanh, batch
+words (the study notes' rules: He init for ReLU, Glorot for sigmoid/tanh, batch
 normalization, residual connections), and the change that removes it. A change never
 repeats what a layer already has, and it covers every layer that shares the cause, not
 only the layers the numbers flagged: a deep stack of sigmoid layers is fixed as a whole.

@@ -4,7 +4,7 @@ A `Diagnosis` listens to the engine's events and raises findings, each with the 
 layers, the evidence and a suggested change in the studio's own controls. Where the change
 is mechanical, the finding carries a `fix`: node option changes and training settings that
 the window applies as one undoable command and `studio diagnose --fix` writes into a copy
-of the project (CONCEPTS.md §4's remedies; `studio.training.causes` names the cause).
+of the project (the study notes' remedies; `studio.training.causes` names the cause).
 
 The rules, and what they read:
 - vanishing / exploding gradients: the back-propagated gradient's RMS per layer (the
@@ -195,6 +195,24 @@ class Diagnosis:
         return text
 
     # -- events -------------------------------------------------------------------------
+    def _on_pretrained(self, event):
+        """A backbone whose weights file did not cover it: the layers left out start from
+        random values, which a person must know before trusting the run."""
+        if not event.mismatched:
+            return
+        self._raise(
+            Finding(
+                kind="weights_mismatch",
+                severity="warning",
+                step=0,
+                title="Weights only partly loaded",
+                message=event.report,
+                remedy="Check that the weights file was saved from this architecture; the "
+                "layers it did not cover start from random values.",
+                layers=[event.node],
+            )
+        )
+
     def _on_start(self, event):
         self.layers = list(event.layers)
         self.classes = len(event.classes or []) or 10

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.analysis import analyze
+from studio.analysis import Analysis, analyze
 from studio.builder import build_model
 from studio.data.augment import build_augmentation
 from studio.data.balance import ClassBalance, class_weights
@@ -32,11 +32,18 @@ from studio.data.resampling import Fold
 from studio.document import Project
 from studio.pretrained import project_folder, reporting_downloads
 from studio.training import distributed, events
-from studio.training.callbacks import Callback, CheckpointBest, EarlyStopping, ReduceLROnPlateau
+from studio.training.callbacks import (
+    STEP_HOOKS,
+    Callback,
+    CheckpointBest,
+    EarlyStopping,
+    ReduceLROnPlateau,
+    hooked,
+)
 from studio.training.diagnosis import Finding
-from studio.training.finetune import FineTuningPlan
-from studio.training.monitors import Monitors
-from studio.training.rollback import LossGuard, Rollback
+from studio.training.monitors import Monitors, Probing
+from studio.training.phases import Phases
+from studio.training.rollback import DivergenceGuard
 from studio.training.setup import (
     TrainingError,
     correct_count,
@@ -47,12 +54,14 @@ from studio.training.setup import (
     pick_device,
     pick_loss,
 )
+from studio.transfer.finetune import FineTuningPlan
 
 Listener = Callable[[dict], None]
 EVAL_BATCH = 512
 # Outputs up to this many values per batch are kept until the flush, which counts correct
 # predictions for all pending steps at once: three small ops a step cost a tiny model ~3%.
 DEFER_CORRECT_VALUES = 1 << 14
+_NO_AUTOCAST = contextlib.nullcontext()
 FLUSH_SHARE = 0.01  # of the training time, at most, spent copying events to the host
 
 
@@ -95,6 +104,7 @@ class Trainer:
         emit_hz: float = 30.0,
         data: PreparedData | None = None,
         fold: Fold | None = None,
+        analysis: Analysis | None = None,
     ):
         self.project = project
         self.settings = project.training
@@ -114,8 +124,10 @@ class Trainer:
         self.step = 0
         self.epoch = 0
 
-        with project_folder(base):  # RunBackbone nodes name runs relative to the project
-            analysis = self.analysis = analyze(project.network)
+        if analysis is None:  # (the caller's, when it analysed the network already)
+            with project_folder(base):  # RunBackbone nodes name runs relative to the project
+                analysis = analyze(project.network)
+        self.analysis = analysis
         # One of several data-parallel processes when torchrun started this one.
         self.world = distributed.current()
         self.device = distributed.device_for(
@@ -127,7 +139,7 @@ class Trainer:
         self.check_each_loss = self.device.type == "cpu"
         # A pretrained backbone may download its weights first: long work, so say how far.
         with reporting_downloads(self._download_progress()):
-            self.model = build_model(project, base=base).to(self.device)
+            self.model = build_model(project, base=base, analysis=analysis).to(self.device)
         # What steps call: the model, or DDP around it (which averages the gradients).
         self.forward = self.model
         if self.world.active:
@@ -199,8 +211,11 @@ class Trainer:
         self.penalized = [p for p in trainable if p.dim() > 1]
         self._setup_precision()
         self.history: list[dict] = []
-        # Judges every loss in step order; a resumed run carries on with the same judge.
-        self._guard = LossGuard()
+        self.divergence = DivergenceGuard(each_loss=self.check_each_loss)
+        self.hooked_callbacks: list[Callback] = list(self.callbacks)  # all of them: fit()
+        self._hooks: dict[str, list[Callback]] = {name: [] for name in STEP_HOOKS}
+        self.step_seconds = 0.0
+        self.diverged_at: int | None = None
         self._resume_epoch_totals = (0.0, 0, 0)
         self._epoch_generator_state = self.batches.generator.get_state()
         self._batch_in_epoch = 0
@@ -283,6 +298,11 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    @property
+    def _step_autocast(self):
+        # fp32: one shared no-op context (nullcontext is reusable), not a new one per step.
+        return _NO_AUTOCAST if self.autocast_dtype is None else self._autocast()
+
     def request_stop(self, status: str, reason: str) -> None:
         """Stop after the current step (from a callback, a listener or the diagnosis)."""
         self.should_stop = True
@@ -326,9 +346,10 @@ class Trainer:
                     mismatched=bool(getattr(report, "mismatched", False)),
                 )
             )
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
         self._wrap()
+        self._hook_up()
+        for cb in self.hooked_callbacks:
+            cb.on_fit_start(self)
 
         started = time.perf_counter()
         self._pending_loss: list[torch.Tensor] = []
@@ -338,14 +359,12 @@ class Trainer:
         self._pending_steps: list[int] = []
         self._pending_lr: list[float] = []
         self._last_flush = time.perf_counter()
-        self._stopped_diverged = False
-        self._rollback = Rollback(self.model, self.step, late=not self.check_each_loss)
+        self.diverged_at = None
         status, reason = "completed", f"finished {epochs} epochs"
         try:
             for epoch in range(start_epoch, epochs):
                 self.epoch = epoch
-                self._enter_phase(epoch)
-                for cb in self.callbacks:
+                for cb in self.hooked_callbacks:  # the fine-tuning plan's phase first
                     cb.on_epoch_start(self, epoch)
                 # The shuffle order is drawn from this state; a resumed run replays it.
                 self._epoch_generator_state = self.batches.generator.get_state()
@@ -366,7 +385,7 @@ class Trainer:
                 metrics = self._epoch_metrics(epoch)
                 if self.scheduler is not None and not self.schedule_per_batch:
                     self.scheduler.step()
-                for cb in self.callbacks:
+                for cb in self.hooked_callbacks:
                     cb.on_epoch_end(self, epoch, metrics)
                 self._batch_in_epoch = 0
                 self._epoch_generator_state = self.batches.generator.get_state()
@@ -393,7 +412,7 @@ class Trainer:
             self._best_summary(),
             self._test_metrics(),
         )
-        for cb in self.callbacks:
+        for cb in self.hooked_callbacks:
             cb.on_fit_end(self, result)
         self.emit(events.End(**result.to_dict()))
         return result
@@ -423,15 +442,24 @@ class Trainer:
             )
         )
 
-    def _enter_phase(self, epoch: int) -> None:
-        """Freeze/unfreeze backbone stages and rescale learning rates as the plan says."""
-        previous = self.plan.current
-        phase = self.plan.enter(epoch)
-        if phase is None:
-            return
+    def _hook_up(self) -> None:
+        """The studio's own hooks go before the standard callbacks and the caller's: the
+        fine-tuning plan's phase (first at an epoch's start), the monitors, and the
+        divergence guard (after the monitors, so a diverged step's probes are closed).
+        They are not in `callbacks`, whose states checkpoints keep by position."""
+        self.hooked_callbacks = [
+            Phases(self.plan),
+            Probing(self.monitors),
+            self.divergence,
+            *self.callbacks,
+        ]
+        self._hooks = {name: hooked(self.hooked_callbacks, name) for name in STEP_HOOKS}
+
+    def training_changed(self, epoch: int, label: str) -> None:
+        """Which parameters train changed (the fine-tuning plan entered a phase): the
+        monitors and DDP learn it, and the plots mark it with `label`."""
         self.monitors.training_changed()
         self._wrap()  # DDP learns which parameters train when it wraps the model
-        label = self.plan.label(phase, previous)
         self.emit(events.Phase(step=self.step, epoch=epoch, label=label))
 
     def _wrap(self) -> None:
@@ -490,9 +518,8 @@ class Trainer:
                 return False
 
     def _train_epoch(self, epoch: int, skip: int) -> str:
-        model, opt, monitors = self.model, self.optimizer, self.monitors
-        clip = self.settings["clipping"]
-        model.train()
+        """One pass over the training batches: "ok", "stopped" or "diverged"."""
+        self.model.train()
         # Epoch totals are host numbers, summed step by step as each flush brings the
         # losses over; per step only the loss and the correct count stay on the device.
         loss_sum, correct, seen = self._resume_epoch_totals if skip else (0.0, 0, 0)
@@ -501,112 +528,132 @@ class Trainer:
             int(correct),
             seen,
         )
-        classification = self.data.is_classification
-        defer = None  # whether to count correct predictions at the flush; set at step one
-        # Only callbacks that override on_step_end are called per step.
-        step_callbacks = [
-            cb for cb in self.callbacks if type(cb).on_step_end is not Callback.on_step_end
-        ]
-        no_autocast = contextlib.nullcontext() if self.autocast_dtype is None else None
+        self._defer = None  # whether to count correct predictions at the flush; set at step one
         self._batch_in_epoch = skip
-        guard, rollback = self._guard, self._rollback
         started = time.perf_counter()  # this step's clock (flushes and callbacks excluded)
-        world = self.world
         for x, y in self.batches.epoch(skip):
-            if self.stop_event.is_set() and not world.active:  # several: decided together
+            if self.stop_event.is_set() and not self.world.active:  # several: decided together
                 self._save_interrupted()
                 return "stopped"
-            while self.pause_event.is_set() and not self.stop_event.is_set():
-                if self._flush(force=True) == "diverged":
+            if self.pause_event.is_set():
+                if self._wait_while_paused() == "diverged":
                     return "diverged"
-                time.sleep(0.05)
                 started = time.perf_counter()
-            step = self.step
-            x = x.to(self.device, non_blocking=True)
-            y = y.to(self.device, non_blocking=True)
-            monitors.begin_step(step)
-            with no_autocast or self._autocast():
-                out = self.forward(x)
-                loss = self.loss_fn(out.float(), y)
-            monitors.forward_done()
-            reported = loss.detach()
-            if world.active:
-                if y.shape[0] == 0:  # a last batch smaller than the processes: none here
-                    loss = out.float().sum() * 0.0
-                reported, whole, right, stop = self._together(loss, out, y)
-                if stop:
-                    monitors.backward_done()
-                    self._save_interrupted()
-                    return "stopped"
-                # DDP averages the processes' gradients; weighting each loss by its share
-                # of the batch makes that the gradient of the whole batch's mean loss.
-                loss = loss * (y.shape[0] * world.size / whole)
-            objective = loss + self._penalty() if (self.l1 or self.l2) else loss
-            if self.check_each_loss:
-                # Judged before the update, so a step that diverged changes nothing.
-                value = reported.item()
-                verdict = guard.check(step, value)
-                if verdict:
-                    monitors.backward_done()
-                    return self._diverged(step, value, verdict, rollback.restore(step))
-                if rollback.due(step, guard.rising):
-                    rollback.keep(step)
-            opt.zero_grad(set_to_none=True)
-            (self.scaler.scale(objective) if self.scaler else objective).backward()
-            monitors.backward_done()
-            if self.scaler and (clip["max_norm"] or clip["max_value"]):
-                self.scaler.unscale_(opt)
-            want_grads = monitors.wants("gradients", step)
-            if clip["max_norm"] or want_grads:
-                grads, norms = monitors.gradient_norms()
-                if clip["max_norm"] and grads:
-                    total = torch.linalg.vector_norm(torch.stack(norms))
-                    torch.nn.utils.clip_grads_with_norm_(monitors.params, clip["max_norm"], total)
-                if want_grads:
-                    monitors.record_gradients(step, norms)
-            if clip["max_value"]:
-                torch.nn.utils.clip_grad_value_(monitors.params, clip["max_value"])
-            if monitors.wants("histograms", step):
-                monitors.record_histograms(step)
-            monitors.before_update(step)
-            if self.scaler:
-                self.scaler.step(opt)
-                self.scaler.update()
-            else:
-                opt.step()
-            monitors.after_update(step)
-            if self.scheduler is not None and self.schedule_per_batch:
-                self.scheduler.step()
-
-            batch = y.shape[0]
-            if world.active:  # the whole batch's numbers, the same in every process
-                batch = int(whole)
-                self._pending_correct.append(right.round().long())
-                defer = False
-            self._epoch_seen += batch
-            self._pending_loss.append(reported)
-            if classification and not world.active:
-                if defer is None:
-                    defer = out.numel() <= DEFER_CORRECT_VALUES
-                if defer:
-                    self._pending_outputs.append((out.detach(), hard_labels(y)))
-                else:
-                    self._pending_correct.append(correct_count(self.loss_name, out.detach(), y))
-            self._pending_batch.append(batch)
-            self._pending_steps.append(step)
-            self._pending_lr.append(self.lr)
-            self.step += 1
-            self._batch_in_epoch += 1
-            now = time.perf_counter()
-            monitors.step_done(step, now - started)
-            for cb in step_callbacks:
-                cb.on_step_end(self, step)
-            if now - self._last_flush >= self._flush_interval and self._flush() == "diverged":
+            outcome = self._train_step(x, y, started)
+            if outcome != "ok":
+                return outcome
+            if (
+                time.perf_counter() - self._last_flush >= self._flush_interval
+                and self._flush() == "diverged"
+            ):
                 return "diverged"
-            if self.should_stop and not world.active:  # several: at the next step, together
+            if self.should_stop and not self.world.active:  # several: at the next step, together
                 return "stopped"
             started = time.perf_counter()
         return "ok"
+
+    def _wait_while_paused(self) -> str:
+        while self.pause_event.is_set() and not self.stop_event.is_set():
+            if self._flush(force=True) == "diverged":
+                return "diverged"
+            time.sleep(0.05)
+        return "ok"
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, started: float) -> str:
+        """One step, with the callbacks' hooks at their points (studio/training/callbacks.py):
+        "ok", or "stopped" / "diverged" when the step was begun and not taken."""
+        step, hooks, world = self.step, self._hooks, self.world
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        for cb in hooks["on_train_batch_start"]:
+            cb.on_train_batch_start(self, step)
+        with self._step_autocast:
+            out = self.forward(x)
+            loss = self.loss_fn(out.float(), y)
+        reported, together = loss.detach(), None
+        if world.active:
+            loss, reported, together = self._loss_together(loss, out, y)
+        for cb in hooks["on_before_backward"]:
+            cb.on_before_backward(self, step, reported)
+        if self.diverged_at is not None or (together is not None and together[2]):
+            for cb in hooks["on_step_skipped"]:
+                cb.on_step_skipped(self, step)
+            if self.diverged_at is not None:
+                return "diverged"
+            self._save_interrupted()
+            return "stopped"
+        objective = loss + self._penalty() if (self.l1 or self.l2) else loss
+        self.optimizer.zero_grad(set_to_none=True)
+        (self.scaler.scale(objective) if self.scaler else objective).backward()
+        clip = self.settings["clipping"]
+        if self.scaler and (clip["max_norm"] or clip["max_value"]):
+            self.scaler.unscale_(self.optimizer)
+        for cb in hooks["on_after_backward"]:
+            cb.on_after_backward(self, step)
+        self._clip_gradients(step, clip)
+        for cb in hooks["on_before_optimizer_step"]:
+            cb.on_before_optimizer_step(self, step)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        for cb in hooks["on_after_optimizer_step"]:
+            cb.on_after_optimizer_step(self, step)
+        if self.scheduler is not None and self.schedule_per_batch:
+            self.scheduler.step()
+        self._count_step(step, out, y, reported, together)
+        self.step_seconds = time.perf_counter() - started
+        for cb in hooks["on_step_end"]:
+            cb.on_step_end(self, step)
+        return "ok"
+
+    def _loss_together(self, loss, out, y) -> tuple:
+        """Several processes: (the loss to back-propagate, the whole batch's mean loss,
+        (its size, its correct count, whether any process asks to stop))."""
+        if y.shape[0] == 0:  # a last batch smaller than the processes: none here
+            loss = out.float().sum() * 0.0
+        reported, whole, right, stop = self._together(loss, out, y)
+        # DDP averages the processes' gradients; weighting each loss by its share of the
+        # batch makes that the gradient of the whole batch's mean loss.
+        loss = loss * (y.shape[0] * self.world.size / whole)
+        return loss, reported, (whole, right, stop)
+
+    def _clip_gradients(self, step: int, clip: dict) -> None:
+        """training.clipping: by the norm of all gradients together (from the norms the
+        monitors computed this step, or computed now), then by value."""
+        if clip["max_norm"]:
+            params = self.monitors.params
+            grads, norms = self.monitors.norms(step)
+            if grads:
+                total = torch.linalg.vector_norm(torch.stack(norms))
+                torch.nn.utils.clip_grads_with_norm_(params, clip["max_norm"], total)
+        if clip["max_value"]:
+            torch.nn.utils.clip_grad_value_(self.monitors.params, clip["max_value"])
+
+    def _count_step(self, step: int, out, y, reported, together) -> None:
+        """The step's loss, batch size and correct count join the pending numbers (copied
+        to the host at the next flush)."""
+        batch = y.shape[0]
+        if together is not None:  # the whole batch's numbers, the same in every process
+            whole, right, _ = together
+            batch = int(whole)
+            self._pending_correct.append(right.round().long())
+            self._defer = False
+        self._epoch_seen += batch
+        self._pending_loss.append(reported)
+        if self.data.is_classification and together is None:
+            if self._defer is None:
+                self._defer = out.numel() <= DEFER_CORRECT_VALUES
+            if self._defer:
+                self._pending_outputs.append((out.detach(), hard_labels(y)))
+            else:
+                self._pending_correct.append(correct_count(self.loss_name, out.detach(), y))
+        self._pending_batch.append(batch)
+        self._pending_steps.append(step)
+        self._pending_lr.append(self.lr)
+        self.step += 1
+        self._batch_in_epoch += 1
 
     def _penalty(self) -> torch.Tensor:
         total = torch.zeros((), device=self.device)
@@ -618,8 +665,10 @@ class Trainer:
             )
         return total
 
-    def _diverged(self, step: int, value: float, reason: str, restored_from: int) -> str:
-        self._stopped_diverged = True
+    def diverge(self, step: int, value: float, reason: str, restored_from: int) -> str:
+        """The loss ran away at `step` (a divergence callback judged it) and the weights of
+        step `restored_from` are back: say so, keep a checkpoint, and end training."""
+        self.diverged_at = step
         if restored_from == 0:
             kept = "the weights it started with were restored"
         else:
@@ -679,15 +728,11 @@ class Trainer:
             self._pending_loss, self._pending_correct, self._pending_outputs = [], [], []
             self._pending_batch, self._pending_steps, self._pending_lr = [], [], []
             self.emit(event)
-            if not self.check_each_loss and not self._stopped_diverged:
-                # On a GPU the losses are only seen here, a few steps late: judge them in
-                # step order and put back the newest weights a sound loss has proven.
-                for step, value in zip(event.step.tolist(), losses.tolist()):
-                    verdict = self._guard.check(step, value)
-                    if verdict:
-                        restored = self._rollback.restore(step)
-                        return self._diverged(step, value, verdict, restored)
-                self._rollback.snapshot(self.step)
+            if self.diverged_at is None:
+                for cb in self._hooks["on_losses"]:
+                    cb.on_losses(self, event.step, losses)
+                if self.diverged_at is not None:
+                    return "diverged"
         for event in self.monitors.flush():
             self.emit(event)
         return "ok"
@@ -856,7 +901,7 @@ class Trainer:
             "epoch_loss": epoch_loss,
             "epoch_correct": epoch_correct,
             "epoch_seen": self._epoch_seen if batch_in_epoch else 0,
-            "loss_guard": self._guard.state_dict(),
+            "loss_guard": self.divergence.guard.state_dict(),
         }
 
     def _restore(self, state: dict) -> tuple[int, int]:
@@ -876,7 +921,7 @@ class Trainer:
         if state["cuda_rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.batches.generator.set_state(state["generator"])
-        self._guard.load_state_dict(state.get("loss_guard", {}))
+        self.divergence.guard.load_state_dict(state.get("loss_guard", {}))
         self._resume_epoch_totals = (
             state["epoch_loss"],
             state["epoch_correct"],

@@ -36,8 +36,9 @@ import torch
 from torch import nn
 
 from studio.training import events
-from studio.training.finetune import stages_of
+from studio.training.callbacks import Callback
 from studio.training.signal import Activation, SignalProbe, Watched
+from studio.transfer.backbone import stages_of
 
 HISTOGRAM_BINS = 40
 PROBES = ("gradients", "weights", "histograms", "activations")
@@ -216,9 +217,10 @@ class Pending:
 class Monitors:
     """All per-layer probes of one training run.
 
-    The engine calls, per step: `begin_step` before the forward pass, `forward_done` after
-    it, `backward_done` after the backward pass, the gradient, weight and histogram probes
-    where they are due, and `step_done` with the step's duration.
+    Called per step through the training hooks (`Probing` below): `begin_step` before the
+    forward pass, `forward_done` after it, `backward_done` after the backward pass, the
+    gradient, weight and histogram probes where they are due, and `step_done` with the
+    step's duration.
     """
 
     def __init__(
@@ -265,6 +267,8 @@ class Monitors:
         self._signal_step: int | None = None  # the step the signal probe is hooked into
         self._signal_kind = "activations"  # or "opening": counting ReLU units only
         self._spent = self._stepped = 0.0  # seconds: charged to probes, of all steps
+        self._norms_step = -1  # the step `norms` computed `_norms` in
+        self._norms: tuple = ([], [])
         self.training_changed()
 
     def training_changed(self) -> None:
@@ -342,6 +346,14 @@ class Monitors:
                 self.schedules[kind].ran(step, cost, plain)
 
     # -- gradients (shared with clipping) ---------------------------------------------
+    def norms(self, step: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """This step's per-parameter gradient norms, computed once for the gradient probe
+        and gradient clipping together (gradient_norms)."""
+        if self._norms_step != step:
+            self._norms = self.gradient_norms()
+            self._norms_step = step
+        return self._norms
+
     def gradient_norms(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-parameter gradient norms of parameters that have gradients."""
         started = time.perf_counter()
@@ -481,3 +493,37 @@ def _host_hist(pair) -> tuple[np.ndarray, np.ndarray]:
     counts, bounds = pair
     lo, hi = bounds.tolist()
     return counts.cpu().numpy(), np.linspace(lo, hi, HISTOGRAM_BINS + 1)
+
+
+class Probing(Callback):
+    """The monitors hooked into the training step (studio/training/callbacks.py)."""
+
+    def __init__(self, monitors: Monitors):
+        self.monitors = monitors
+
+    def on_train_batch_start(self, trainer, step: int) -> None:
+        self.monitors.begin_step(step)
+
+    def on_before_backward(self, trainer, step: int, loss) -> None:
+        self.monitors.forward_done()
+
+    def on_step_skipped(self, trainer, step: int) -> None:
+        self.monitors.backward_done()
+
+    def on_after_backward(self, trainer, step: int) -> None:
+        monitors = self.monitors
+        monitors.backward_done()
+        if monitors.wants("gradients", step):  # as back-propagated, before any clipping
+            monitors.record_gradients(step, monitors.norms(step)[1])
+
+    def on_before_optimizer_step(self, trainer, step: int) -> None:
+        monitors = self.monitors
+        if monitors.wants("histograms", step):  # the gradients the update will use
+            monitors.record_histograms(step)
+        monitors.before_update(step)
+
+    def on_after_optimizer_step(self, trainer, step: int) -> None:
+        self.monitors.after_update(step)
+
+    def on_step_end(self, trainer, step: int) -> None:
+        self.monitors.step_done(step, trainer.step_seconds)

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import nn
 
+from studio.training.callbacks import Callback
+
 SNAPSHOT_EVERY = 20
 JUMP = 10.0  # a loss this many times its first value (and JUMP_MARGIN above it) diverged
 JUMP_MARGIN = 5.0
@@ -101,3 +103,45 @@ class Rollback:
             source, step = self.good, self.good_step
         torch._foreach_copy_(self.tensors, source)
         return step
+
+
+class DivergenceGuard(Callback):
+    """The guard and the rollback hooked into training (studio/training/callbacks.py).
+
+    On the CPU (`each_loss`) every loss is judged before its update, in
+    on_before_backward, and the weights it proves are kept as `Rollback.due` says; on a
+    GPU the losses are judged as each flush brings them over (on_losses), and the weights
+    are copied at each flush to be proven by the next. A divergence puts back the newest
+    proven weights and ends training (`trainer.diverge`)."""
+
+    def __init__(self, each_loss: bool):
+        self.each_loss = each_loss
+        # Judges every loss in step order; a resumed run carries on with the same judge
+        # (the checkpoint keeps its state as "loss_guard").
+        self.guard = LossGuard()
+        self.rollback: Rollback | None = None
+
+    def on_fit_start(self, trainer) -> None:
+        self.rollback = Rollback(trainer.model, trainer.step, late=not self.each_loss)
+
+    def on_before_backward(self, trainer, step: int, loss) -> None:
+        if not self.each_loss:
+            return
+        value = loss.item()  # judged before the update, so a step that diverged changes nothing
+        verdict = self.guard.check(step, value)
+        if verdict:
+            trainer.diverge(step, value, verdict, self.rollback.restore(step))
+        elif self.rollback.due(step, self.guard.rising):
+            self.rollback.keep(step)
+
+    def on_losses(self, trainer, steps, losses) -> None:
+        if self.each_loss:
+            return  # judged one by one already
+        # On a GPU the losses are only seen here, a few steps late: judge them in step
+        # order and put back the newest weights a sound loss has proven.
+        for step, value in zip(steps.tolist(), losses.tolist()):
+            verdict = self.guard.check(step, value)
+            if verdict:
+                trainer.diverge(step, value, verdict, self.rollback.restore(step))
+                return
+        self.rollback.snapshot(trainer.step)

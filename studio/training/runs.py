@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from studio.checkpoint_files import CHECKPOINTS, weights_file
 from studio.data.resampling import Fold
 from studio.document import Project
 from studio.errors import StudioError, notice
@@ -573,6 +574,6 @@ def _plain(value):
 
 
 def export_checkpoint(run_path: Path) -> Path:
-    """The weights a run's export uses: its best checkpoint, else its last."""
-    best = Path(run_path) / "checkpoints" / "best.safetensors"
-    return best if best.is_file() else Path(run_path) / "checkpoints" / "last.safetensors"
+    """The weights a run's export uses: its best checkpoint, else its last (the path of
+    the last, missing, when it saved neither: the reader names it)."""
+    return weights_file(run_path, "best") or Path(run_path) / CHECKPOINTS / "last.safetensors"

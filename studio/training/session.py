@@ -17,12 +17,13 @@ from studio.data.resampling import Fold
 from studio.document import Project
 from studio.errors import StudioError
 from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
-from studio.model_card import CARD, model_card
+from studio.pretrained import project_folder
 from studio.training import distributed, events
 from studio.training.callbacks import Callback
 from studio.training.diagnosis import Diagnosis, Finding
 from studio.training.engine import FitResult, Trainer
 from studio.training.eventlog import EventLog
+from studio.training.model_card import CARD, model_card
 from studio.training.runs import Run
 from studio.training.series import SeriesLog
 from studio.training.setup import pick_device
@@ -73,7 +74,8 @@ def train(
     if resume is not None:
         project = resume.project()
         fold, experiment = resume.fold(), resume.experiment()
-    analysis = analyze(project.network)
+    with project_folder(base):  # RunBackbone nodes name runs relative to the project
+        analysis = analyze(project.network)  # once: the Trainer builds from it too
     if runs_root is not None and project.training.get("tensorboard"):
         writer_class()  # not installed: one sentence before anything is made
     chosen = str(pick_device(device or project.training.get("device", "auto")))
@@ -81,8 +83,7 @@ def train(
         needs = estimate(project, analysis, chosen, base)
         if not needs.fits:  # refused before a byte is allocated for it
             raise StudioError(needs.sentence())
-    trainer_box: list[Trainer] = []
-    diagnosis = Diagnosis(project, on_finding=lambda f: trainer_box[0].report_finding(f))
+    diagnosis = Diagnosis(project)  # it reports through the Trainer, made below
     watchers = [diagnosis, *listeners] if world.main else []
     run = None
     try:
@@ -97,6 +98,7 @@ def train(
             emit_hz=emit_hz,
             data=data,
             fold=fold,
+            analysis=analysis,
         )
     except Exception as err:
         if is_out_of_memory(err):
@@ -104,7 +106,7 @@ def train(
                 out_of_memory_sentence(project, analysis, chosen, run=False)
             ) from None
         raise
-    trainer_box.append(trainer)
+    diagnosis.on_finding = trainer.report_finding  # (no finding comes before fit)
     if runs_root is not None:
         run = Run.create(
             runs_root,

@@ -5,11 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from studio.errors import StudioError
-
-
-class TrainingError(StudioError):
-    """A training setup that cannot work; the message names the setting or node."""
+from studio.errors import TrainingError
 
 
 def pick_device(choice: str) -> torch.device:

@@ -422,9 +422,9 @@ def test_auto_layout_wraps_a_deep_network_so_it_fits_whole_and_readable(qtbot):
 def test_a_network_too_big_for_memory_is_said_before_training_and_asked_about(qtbot, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
-    import studio.memory
+    import studio.free_memory
 
-    monkeypatch.setattr(studio.memory, "_ram_available", lambda: 100_000)  # 100 KB free
+    monkeypatch.setattr(studio.free_memory, "_ram_available", lambda: 100_000)  # 100 KB free
     window = window_with(qtbot, "digits_mlp")
     window.model.push(SetSettings(window.model.project, {"training.batch_size": 500}))
     assert window.validity.text() == "✘ Too big for memory"

@@ -13,11 +13,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from support import chain
 
-from studio import transfer
 from studio.document import Project
 from studio.projectfile import load_project
 from studio.report import human_count
 from studio.training.session import train
+from studio.transfer import strategies as transfer
 from ui.canvas import LAYER_MIME
 from ui.document import DocumentModel
 from ui.freeze import FreezePanel
@@ -234,16 +234,26 @@ def test_a_past_fine_tuned_run_shows_its_phase_marks(qtbot):
 
 
 def test_a_partly_loaded_backbone_becomes_a_finding_a_full_load_only_a_message(qtbot):
+    """The diagnosis makes the finding (so the CLI reports it too); the window shows the
+    events a run sends it, as a run in the window or a watched run sends them."""
+    from studio.training.diagnosis import Diagnosis
+
     window = open_window(qtbot, backbone_project())
+
+    def run_says(report: str, mismatched: bool) -> list[dict]:
+        said = [
+            {"type": "pretrained", "node": "backbone", "report": report, "mismatched": mismatched}
+        ]
+        diagnosis = Diagnosis(window.model.project)
+        diagnosis.on_finding = lambda f: said.append({"type": "finding", **f.to_dict()})
+        diagnosis(said[0])
+        return said
+
     full = "Node 'backbone' (ResNet18): loaded 120 of 120 tensors from x.pth; classifier replaced."
-    window._on_events(
-        [{"type": "pretrained", "node": "backbone", "report": full, "mismatched": False}]
-    )
+    window._on_events(run_says(full, False))
     assert window.findings.cards == [] and window.statusBar().currentMessage() == full
     partial = "Node 'backbone' (ResNet18): loaded 119 of 120 tensors from x.pth; 1 missing."
-    window._on_events(
-        [{"type": "pretrained", "node": "backbone", "report": partial, "mismatched": True}]
-    )
+    window._on_events(run_says(partial, True))
     (card,) = window.findings.cards
     assert card.finding["message"] == partial and card.finding["layers"] == ["backbone"]
 

@@ -27,9 +27,9 @@ from studio.document import Node
 from studio.registry import LayerType
 from studio.shapes_text import describe
 from studio.training.health import Health
+from studio.transfer.stages import StageRow, freeze_point, stage_rows
 from ui.canvas import style
 from ui.canvas.port_item import IN, OUT, PortItem
-from ui.stages import StageRow, freeze_point, is_backbone, stage_rows
 
 HEALTH_COLOURS = {"good": "#16a34a", "weak": "#d97706", "bad": "#dc2626"}
 HEALTH_STRIP = 4.0  # px: the coloured edge on the node's left side
@@ -116,7 +116,7 @@ def make_face(
     frozen = not node.trainable
     stages: tuple[StageRow, ...] = ()
     freeze_text = ""
-    if is_backbone(layer):
+    if layer is not None and layer.backbone:
         stages = tuple(stage_rows(node, layer, info))
         point = freeze_point(node, len(stages))
         held = info.frozen if info is not None else 0

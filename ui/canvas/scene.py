@@ -2,8 +2,10 @@
 
 It follows the network's psygnal events (node/edge added, removed, changed) and the model's
 Qt signals (analysis, selection, positions) and updates only the items concerned; the whole
-scene is rebuilt only when another project is opened. It never edits the document, except
-to report the selection a person made with the mouse (`model.select`).
+scene is rebuilt only when another project is opened. It changes the document only through
+the model: the selection a person made with the mouse (`model.select`), and, when a
+backbone node expanded to show its stages would cover the nodes under it, one undoable
+MoveNodes command that pushes them down.
 """
 
 from __future__ import annotations

@@ -20,13 +20,12 @@ from studio.errors import ProjectError
 from studio.layout import COLUMN_WIDTH, ROW_HEIGHT
 from studio.layout import auto_layout as layout_positions
 from studio.registry import catalog
-from studio.transfer_edits import backbone_template, plain_chain
+from studio.transfer.edits import backbone_template, plain_chain
 from ui.canvas import clipboard, style
 from ui.canvas.edge_item import DragLine, EdgeItem
 from ui.canvas.node_item import NodeItem
 from ui.canvas.port_item import IN, OUT, PortItem
 from ui.canvas.scene import GraphScene
-from ui.stages import is_backbone
 
 LAYER_MIME = "application/x-studio-layer"
 
@@ -167,7 +166,7 @@ class GraphCanvas(QGraphicsView):
             return None
         project = self.model.project
         network = project.network
-        if is_backbone(layer):
+        if layer.backbone:
             started = self._start_from_backbone(type_name)
             if started is not None:
                 return started

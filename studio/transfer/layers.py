@@ -1,8 +1,9 @@
 """Backbone layer types: a pretrained network as one node, image in, feature vector out.
 
-Each has a freeze point over its stages (0 = train everything, len(stages) = the whole
-base frozen, i.e. feature extraction) and keeps the BatchNorm statistics of frozen stages
-fixed unless update_frozen_bn. The new head is the downstream Output node.
+Each has a freeze point over its stages (studio/transfer/backbone.py: 0 = train
+everything, len(stages) = the whole base frozen, i.e. feature extraction) and keeps the
+BatchNorm statistics of frozen stages fixed unless update_frozen_bn. The new head is the
+downstream Output node. They register with the built-in layers (studio/layers).
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from pathlib import Path
 from torch import nn
 
 from studio import pretrained
-from studio.backbones import (
+from studio.builder import build_model
+from studio.errors import ShapeError
+from studio.registry import LayerType
+from studio.schema import Param
+from studio.shapes_text import describe
+from studio.transfer import runs
+from studio.transfer.architectures import (
     SPECS,
-    Backbone,
     Spec,
     build_torchvision,
     check_image,
@@ -22,10 +28,7 @@ from studio.backbones import (
     is_meta,
     macs,
 )
-from studio.errors import ShapeError
-from studio.registry import LayerType
-from studio.schema import Param
-from studio.shapes_text import describe
+from studio.transfer.backbone import Backbone
 
 WEIGHTS = ("imagenet", "none", "file")
 
@@ -198,9 +201,9 @@ class RunBackbone(LayerType):
     def stages(self, params: dict) -> list[str]:
         return list(self._source(params).stages)
 
-    def _source(self, params) -> pretrained.RunSource:
+    def _source(self, params) -> runs.RunSource:
         try:
-            return pretrained.run_source(params["run"], "The RunBackbone")
+            return runs.run_source(params["run"], "The RunBackbone")
         except pretrained.PretrainedError as err:
             # In the analysis the node is named by the analyzer; keep the sentence's advice.
             raise ShapeError(str(err).split(": ", 1)[-1].rstrip(".")) from None
@@ -223,8 +226,6 @@ class RunBackbone(LayerType):
         return source.features
 
     def build(self, params, inputs):
-        from studio.builder import build_model
-
         source = self._source(params)
         # The run's checkpoint holds every weight, so nested backbones need not load theirs.
         with pretrained.without_weights():
@@ -234,7 +235,7 @@ class RunBackbone(LayerType):
         report = ""
         if load:
             label = "The RunBackbone"
-            path, what = pretrained.run_checkpoint(source, params["checkpoint"], label)
+            path, what = runs.run_checkpoint(source, params["checkpoint"], label)
             report = pretrained.load_into(
                 net,
                 pretrained.read_state(path, label),
@@ -270,7 +271,7 @@ class RunBackbone(LayerType):
         return f"{Path(params['run']).name}, freeze {params['freeze_point']}/{n}"
 
 
-def _drop_head(net: nn.Module, source: pretrained.RunSource) -> None:
+def _drop_head(net: nn.Module, source: runs.RunSource) -> None:
     """Turn the run's GraphModel into one that ends at the features."""
     del net.layers[source.head]
     net.steps = [step for step in net.steps if step[0] != source.head]

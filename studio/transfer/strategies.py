@@ -188,7 +188,7 @@ def backbone_nodes(project: Project, cat: Catalog | None = None) -> dict[str, li
     out = {}
     for nid, node in project.network.nodes.items():
         layer = cat.get(node.type)
-        if layer is None or not getattr(layer, "backbone", False) or not hasattr(layer, "stages"):
+        if layer is None or not layer.backbone:
             continue
         try:
             out[nid] = list(layer.stages(node.params))

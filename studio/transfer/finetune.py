@@ -15,7 +15,9 @@ so its state (Adam's moments) survives a phase change; a frozen parameter has
 `requires_grad` off and no gradient, which every torch optimizer skips. Each group keeps
 the factor it is scaled by (`lr_scale`) in the optimizer's own state, so a checkpoint
 carries it and a phase change rescales the schedule's numbers by the ratio only.
-Backbones are found by duck typing: a block whose `.layer` has `stage_modules()`.
+The plan starts from each Backbone's freeze point as the node set it (its one meaning:
+stages frozen from the input on, studio/transfer/backbone.py) and moves it with
+`set_freeze_point`; it never goes below the node's.
 """
 
 from __future__ import annotations
@@ -24,18 +26,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from studio.training.setup import TrainingError
+from studio.errors import TrainingError
+from studio.transfer.backbone import Backbone, stages_of
 
 # Learning-rate numbers a scheduler keeps per group (OneCycleLR computes lr from the last three).
 LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
-
-
-def stages_of(block: nn.Module) -> list[tuple[str, nn.Module]] | None:
-    """A backbone block's stages as (name, module), input to output; None for other blocks."""
-    layer = getattr(block, "layer", block)
-    if not hasattr(layer, "stage_modules"):
-        return None
-    return list(zip(layer.stage_names, layer.stage_modules()))
 
 
 @dataclass
@@ -43,17 +38,13 @@ class BackboneNode:
     """One backbone node of the model, as the plan sees it at build time."""
 
     node: str
-    module: nn.Module  # the Backbone (block.layer)
+    module: Backbone  # block.layer
     stage_names: list[str]
-    # Per stage: the parameters that trained at build (stages below the freeze point: none).
+    # Per stage: its parameters.
     stage_params: list[list[nn.Parameter]]
-    # Stages that may train in this run (they have such parameters), input to output.
+    # Stages that may train in this run, input to output: those from the node's freeze
+    # point on that have weights (none when the node is not trainable).
     order: list[int]
-
-    @property
-    def freeze_point(self) -> int:
-        """The lowest stage that may ever train (all stages when none may)."""
-        return self.order[0] if self.order else len(self.stage_names)
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,8 @@ class FineTuningPlan:
         self.head = [p for p in model.parameters() if p.requires_grad and id(p) not in staged]
         gradual = self.unfreeze_every > 0
         discriminative = self.stage_lr_decay != 1.0
-        frozen = any(b.freeze_point > 0 for b in self.backbones)
+        # Some stage of some backbone never trains in this run.
+        frozen = any(not b.order or b.order[0] > 0 for b in self.backbones)
         has_backbone = bool(self.backbones)
         # Param groups only when the rates or the training stages change during the run:
         # otherwise the optimizer is built exactly as without a backbone.
@@ -160,18 +152,11 @@ class FineTuningPlan:
 
     def _freeze(self, phase: Phase) -> None:
         for b, first in zip(self.backbones, phase.first_training):
-            # The Backbone keeps BatchNorm in frozen stages in eval mode from its freeze point.
-            if hasattr(b.module, "set_freeze_point"):
-                b.module.set_freeze_point(first)
-            else:
-                b.module.freeze_point = first
-            # Then the plan's own word on every stage parameter, whatever the module did.
-            for i, params in enumerate(b.stage_params):
-                trains = i >= first
+            # requires_grad per stage, and BatchNorm of frozen stages kept in eval mode.
+            b.module.set_freeze_point(first)
+            for params in b.stage_params[:first]:
                 for p in params:
-                    p.requires_grad_(trains)
-                    if not trains:
-                        p.grad = None  # optimizers skip parameters without a gradient
+                    p.grad = None  # optimizers skip parameters without a gradient
 
     def _rescale(self, lr_factor: float) -> None:
         """Bring each group to stage scale × phase factor, scaling the schedule's numbers too."""
@@ -226,9 +211,12 @@ def _find_backbones(model: nn.Module) -> list[BackboneNode]:
         stages = stages_of(block)
         if stages is None:
             continue
-        params = [[p for p in module.parameters() if p.requires_grad] for _, module in stages]
-        order = [i for i, ps in enumerate(params) if ps]
-        module = getattr(block, "layer", block)
+        module = block.layer
+        params = [list(stage.parameters()) for _, stage in stages]
+        # The builder turns a node that is not trainable off whole (requires_grad).
+        trains = any(p.requires_grad for ps in params for p in ps)
+        start = module.freeze_point
+        order = [i for i in range(start, len(stages)) if params[i]] if trains else []
         found.append(BackboneNode(node, module, [n for n, _ in stages], params, order))
     return found
 

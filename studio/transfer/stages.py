@@ -1,8 +1,8 @@
-"""What the views show of a pretrained backbone node: its stages, each stage's parameter
-count, and which stages the freeze point holds still.
+"""A backbone node's stages as the views show them: each stage's parameter count, and
+which stages its freeze point holds still.
 
-Qt-free. The counts come from the shape analysis (`LayerInfo.stages`); while the node has
-an error only the stage names are known.
+The counts come from the shape analysis (`LayerInfo.stages`); while the node has an
+error only the stage names are known.
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ class StageRow:
     frozen: bool
 
 
-def is_backbone(layer: LayerType | None) -> bool:
-    return bool(getattr(layer, "backbone", False))
-
-
 def stage_rows(node: Node, layer: LayerType, info: LayerInfo | None) -> list[StageRow]:
     """One row per stage, input to output."""
     analysed = getattr(info, "stages", None) if info is not None else None
@@ -39,6 +35,7 @@ def stage_rows(node: Node, layer: LayerType, info: LayerInfo | None) -> list[Sta
 
 
 def freeze_point(node: Node, n_stages: int) -> int:
+    """The node's freeze point (studio/transfer/backbone.py), within its stages."""
     return max(0, min(int(node.params.get("freeze_point", 0)), n_stages))
 
 

@@ -1,9 +1,10 @@
-"""Pretrained torchvision networks as one node: their stages, the freeze point, the module.
+"""The torchvision networks a backbone node can be: how each is built, split into stages,
+and measured.
 
 A backbone is a torchvision classifier whose last Linear is replaced by nn.Identity, so it
 turns an image into a feature vector; the new head is the downstream Output node. Its
 layers are split into stages (input → output order) so a person can freeze the early,
-generic part and fine-tune the rest: stages[:freeze_point] are frozen.
+generic part and fine-tune the rest (studio/transfer/backbone.py).
 
 The architectures are torchvision's own builders, never rewritten here. Modules are built
 with weights=None (on the meta device during analysis, which never touches files); the
@@ -198,64 +199,6 @@ SPECS: dict[str, Spec] = {
 def is_meta() -> bool:
     """True while the analysis builds blocks on the meta device (no data, no files)."""
     return torch.get_default_device().type == "meta"
-
-
-class Backbone(nn.Module):
-    """A feature extractor split into stages, the first `freeze_point` of them frozen.
-
-    Frozen stages get requires_grad=False; their BatchNorm layers also stay in eval mode
-    under model.train() unless update_frozen_bn, so a frozen stage keeps the statistics it
-    was pretrained with (a small fine-tuning set would otherwise drag them off).
-    """
-
-    def __init__(
-        self,
-        net: nn.Module,
-        stages: list[tuple[str, list[str]]],
-        freeze_point: int = 0,
-        update_frozen_bn: bool = False,
-        stage_activations: list[str] | None = None,
-    ):
-        super().__init__()
-        self.net = net
-        self.stage_names: list[str] = [name for name, _ in stages]
-        # Per stage, the activation its output comes out of ("relu", or "" for none known).
-        self.stage_activations = stage_activations or [""] * len(stages)
-        # Paths only: registering the stage modules again would list them twice.
-        self._stage_paths: list[list[str]] = [list(paths) for _, paths in stages]
-        self.update_frozen_bn = update_frozen_bn
-        self.weights_report = ""
-        self.freeze_point = 0
-        self.set_freeze_point(freeze_point)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def stage_modules(self) -> list[nn.Module]:
-        """One module per stage (a ModuleList when the stage has several parts)."""
-        out = []
-        for paths in self._stage_paths:
-            parts = [self.net.get_submodule(p) for p in paths]
-            out.append(parts[0] if len(parts) == 1 else nn.ModuleList(parts))
-        return out
-
-    def set_freeze_point(self, k: int) -> None:
-        """Freeze stages[:k]; stages from k on train."""
-        if not 0 <= k <= len(self.stage_names):
-            raise ValueError(f"freeze point {k} is outside 0..{len(self.stage_names)}")
-        self.freeze_point = k
-        for i, stage in enumerate(self.stage_modules()):
-            stage.requires_grad_(i >= k)
-        self.train(self.training)  # BatchNorm modes follow the new freeze point
-
-    def train(self, mode: bool = True) -> Backbone:
-        super().train(mode)
-        if mode and not self.update_frozen_bn:
-            for stage in self.stage_modules()[: self.freeze_point]:
-                for module in stage.modules():
-                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                        module.eval()
-        return self
 
 
 def check_image(spec: Spec, shape) -> None:
