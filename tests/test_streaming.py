@@ -160,3 +160,62 @@ def test_a_csv_image_column_is_cached_or_streamed(tmp_path):
     for other in (disk, stream):
         assert torch.equal(other.train.y, memory.train.y)
         assert torch.allclose(other.train.x[:], memory.train.x[:], atol=1e-6)
+
+
+def _children() -> list[int]:
+    import os
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                out.append(int(entry))
+    return out
+
+
+def test_a_killed_worker_ends_the_run_in_one_sentence_with_its_checkpoint(tmp_path):
+    """However torch reports it (from the next batch, or its SIGCHLD handler anywhere in
+    the step), a worker killed by the system is one sentence and a failed, resumable run."""
+    import json
+    import os
+    import signal
+
+    from support import chain
+
+    from studio.document import Project
+    from studio.errors import StudioError
+    from studio.training.callbacks import Callback
+    from studio.training.runs import Run
+    from studio.training.session import train
+
+    root = image_folder(tmp_path / "images", per_class=40)
+    project = Project(
+        name="pets",
+        network=chain(
+            {"id": "image", "type": "Input", "params": {"shape": [3, 10, 10]}},
+            {"id": "flatten", "type": "Flatten"},
+            {"id": "classes", "type": "Output", "params": {"units": 3}},
+        ),
+    )
+    project.data.update(settings(root, "stream", workers=1))
+    project.training.update(epochs=50, batch_size=8, device="cpu")
+    before = set(_children())
+
+    class KillAWorker(Callback):
+        def on_step_end(self, trainer, step):
+            if trainer.epoch == 1:  # after the first epoch's checkpoint
+                for pid in set(_children()) - before:
+                    os.kill(pid, signal.SIGKILL)
+
+    with pytest.raises(StudioError) as caught:
+        train(project, runs_root=tmp_path / "runs", callbacks=[KillAWorker()])
+    assert str(caught.value).startswith("A data.workers process stopped while reading batches")
+    assert "set it to 0" in str(caught.value)
+    (folder,) = (tmp_path / "runs" / "pets").iterdir()
+    run = Run.open(tmp_path / "runs", folder.name)
+    assert json.loads((folder / "summary.json").read_text())["status"] == "failed"
+    assert run.load_state("last")["epoch"] >= 1  # resumable from the epoch it finished

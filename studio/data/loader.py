@@ -52,6 +52,19 @@ def make_batch(split, transform: Callable | None, item: Item):
     return x, y, problems
 
 
+def worker_stopped(err: BaseException) -> str | None:
+    """The sentence for a worker process that died (killed, out of memory), however torch
+    reports it: from the next batch, or, in the main thread, from its SIGCHLD handler at
+    any point of a step. None for other errors."""
+    text = str(err).strip()
+    if not (isinstance(err, RuntimeError) and text.startswith("DataLoader worker")):
+        return None
+    return (
+        f"A data.workers process stopped while reading batches ({text.splitlines()[0].rstrip('. ')}); "
+        "lower data.workers, or set it to 0 to read the batches in the trainer."
+    )
+
+
 def can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
@@ -113,12 +126,10 @@ class WorkerBatches:
             except StopIteration:
                 return
             except RuntimeError as err:  # a worker killed (out of memory) or crashed
-                if "DataLoader worker" not in str(err):
+                sentence = worker_stopped(err)
+                if sentence is None:
                     raise
-                raise DataError(
-                    f"A data.workers process stopped while reading batches ({str(err).splitlines()[0]}); "
-                    "lower data.workers, or set it to 0 to read the batches in the trainer."
-                ) from None
+                raise DataError(sentence) from None
             if isinstance(batch, _Failed):
                 raise batch.error
             yield batch

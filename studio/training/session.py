@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.analysis import analyze
+from studio.data.loader import worker_stopped
 from studio.data.prepare import PreparedData
 from studio.data.resampling import Fold
 from studio.document import Project
-from studio.errors import StudioError
+from studio.errors import DataError, StudioError
 from studio.memory import estimate, is_out_of_memory, out_of_memory_sentence
 from studio.pretrained import project_folder
 from studio.training import distributed, events
@@ -136,6 +137,10 @@ def train(
         error = err if isinstance(err, StudioError) else None
         if is_out_of_memory(err):
             error = StudioError(out_of_memory_sentence(project, analysis, chosen))
+        elif worker_stopped(err):
+            error = DataError(
+                f"{worker_stopped(err)} The run is marked failed; its last checkpoint is kept."
+            )
         if run is not None and distributed.peer_lost(err):
             run.release()  # another process died: interrupted, resumable, not failed
         elif run is not None:
