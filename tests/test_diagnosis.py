@@ -243,6 +243,19 @@ def test_a_training_loss_that_climbs_back_is_a_learning_rate_too_high():
     assert diagnosis.findings[0].fix["training"]["optimizer.lr"] < diagnosis.lr
 
 
+def test_a_loss_near_zero_that_wobbles_is_neither_too_high_a_rate_nor_overfitting():
+    """A network that has learned its data (the loss at 1e-9) wobbles by orders of
+    magnitude relative to itself while giving back nothing: seen in the window on a
+    separable image folder, where it was called a learning rate too high."""
+    train_ = [0.138, 1.7e-9, 2e-9, 1.74e-9, 5e-8, 2.39e-7, 3e-7]
+    val = [1e-3, 2e-10, 1e-10, 3e-10, 5e-9, 2e-8, 4e-8]
+    assert feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), epochs(train_, val)) == []
+    # The same shapes at the scale of a loss that matters are still found.
+    scaled = [2.0, 0.5, 0.45, 0.40, 0.65, 0.9, 1.0]
+    found = feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), epochs(scaled, [1.0] * 7))
+    assert found == ["lr_too_high"]
+
+
 def test_a_model_at_chance_is_not_learning_rather_than_too_small():
     # The weights move as in a network that learns (update/weight ~1e-3).
     moving = {"type": "weights", "step": np.arange(6), "update_ratio": np.full((6, 3), 1e-3)}

@@ -16,7 +16,9 @@ the platform's way (macOS, Windows) the trainer reads the batches itself.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 
 import torch
@@ -52,16 +54,20 @@ def make_batch(split, transform: Callable | None, item: Item):
     return x, y, problems
 
 
-def worker_stopped(err: BaseException) -> str | None:
+def worker_stopped(err: BaseException, reading: bool = False) -> str | None:
     """The sentence for a worker process that died (killed, out of memory), however torch
-    reports it: from the next batch, or, in the main thread, from its SIGCHLD handler at
-    any point of a step. None for other errors."""
+    reports it; None for other errors. `reading`: raised by the next batch itself, where
+    a broken connection can only be a worker's (elsewhere it may be another process's)."""
     text = str(err).strip()
-    if not (isinstance(err, RuntimeError) and text.startswith("DataLoader worker")):
+    if isinstance(err, RuntimeError) and text.startswith("DataLoader worker"):
+        what = text.splitlines()[0].rstrip(". ")
+    elif reading and isinstance(err, (ConnectionError, EOFError)):
+        what = f"its connection broke: {type(err).__name__}"
+    else:
         return None
     return (
-        f"A data.workers process stopped while reading batches ({text.splitlines()[0].rstrip('. ')}); "
-        "lower data.workers, or set it to 0 to read the batches in the trainer."
+        f"A data.workers process stopped while reading batches ({what}); lower "
+        "data.workers, or set it to 0 to read the batches in the trainer."
     )
 
 
@@ -101,6 +107,19 @@ class _Plan(Sampler):
         return len(self.items)
 
 
+def _iterate(loader: DataLoader):
+    """iter(loader), without torch's SIGCHLD handler: in the main thread it raises a dead
+    worker's error from whatever line the process is on (a log's close, the CLI's own
+    print), where no one can turn it into a sentence. Without it torch finds the dead
+    worker when the next batch does not come, and says so from next()."""
+    if threading.current_thread() is not threading.main_thread():
+        return iter(loader)  # torch installs no handler outside the main thread
+    before = signal.getsignal(signal.SIGCHLD)
+    batches = iter(loader)
+    signal.signal(signal.SIGCHLD, before)
+    return batches
+
+
 class WorkerBatches:
     """A persistent pool of `workers` processes making the batches of a plan, in order."""
 
@@ -119,14 +138,14 @@ class WorkerBatches:
 
     def run(self, items: list[Item]) -> Iterator:
         self.plan.items = items
-        batches = iter(self.loader)
+        batches = _iterate(self.loader)
         while True:
             try:
                 batch = next(batches)
             except StopIteration:
                 return
-            except RuntimeError as err:  # a worker killed (out of memory) or crashed
-                sentence = worker_stopped(err)
+            except (RuntimeError, ConnectionError, EOFError) as err:  # a worker killed or crashed
+                sentence = worker_stopped(err, reading=True)
                 if sentence is None:
                     raise
                 raise DataError(sentence) from None

@@ -44,6 +44,10 @@ DEAD = 0.5
 LOW_UPDATE = 1e-4  # update/weight ratio far below the ~1e-3 of a network that learns
 GOOD_UPDATE = 1e-3
 FLAT_WINDOW = 100  # steps of loss the low-learning-rate test needs
+# A loss climbing back counts only when it gives back this share of what training had
+# gained: a loss near zero (1e-9) wobbles by orders of magnitude with nothing lost, while
+# the overfitting demo's validation loss gives back 3.5% of its gain over 30 epochs.
+GIVE_BACK = 1e-3
 # Fixes are applied in this order; the first finding to set a field of a node wins.
 FIX_ORDER = (
     "diverged",
@@ -85,6 +89,13 @@ def _power(x: float) -> str:
     exponent = round(math.log10(x))
     digits = str(exponent).replace("-", "⁻").translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
     return f"10{digits}"
+
+
+def _gives_back(losses: list[float], best: int) -> bool:
+    """Whether the newest loss has given back GIVE_BACK of what was gained from the first
+    epoch to the best one (a climb from 1e-9 to 1e-7 gives back nothing a person can see)."""
+    gained = losses[0] - losses[best]
+    return losses[-1] - losses[best] > GIVE_BACK * gained
 
 
 def _span(names: list[str]) -> str:
@@ -630,6 +641,7 @@ class Diagnosis:
             len(train) - 1 - best >= 2
             and train[-1] > 1.5 * train[best]
             and train[-2] > 1.2 * train[best]
+            and _gives_back(train, best)
         ):
             step = int(event["step"])
             self._raise(
@@ -714,6 +726,7 @@ class Diagnosis:
             len(since) >= 4
             and np.polyfit(np.arange(len(since)), since, 1)[0] > 0
             and min(val[-2:]) > 1.1 * val[best]
+            and _gives_back(val, best)
         )
         if rising and train[-1] < train[best] and val[-1] > 1.5 * train[-1]:
             gap = ""
