@@ -251,9 +251,10 @@ def test_run_backbone_problems_name_the_node(digits_run, tmp_path):
     assert too_far and "at most 4" in too_far
 
 
-def test_training_announces_what_was_loaded_and_flags_a_partial_load(tmp_path):
+def full_and_partial_weights(tmp_path):
+    """full.pth and partial.pth (one tensor short) for a ResNet-18 in `tmp_path`, and a
+    tiny 3-class image data set to train it on."""
     from studio.data.prepare import PreparedData, Split
-    from studio.training.engine import Trainer
 
     full = random_resnet18()
     partial = dict(full)
@@ -261,24 +262,31 @@ def test_training_announces_what_was_loaded_and_flags_a_partial_load(tmp_path):
     torch.save(full, tmp_path / "full.pth")
     torch.save(partial, tmp_path / "partial.pth")
     x, y = torch.rand(12, 3, 32, 32), torch.arange(12) % 3
-    data = PreparedData(
-        Split(x[:8], y[:8]),
-        Split(x[8:], y[8:]),
-        Split(x[:0], y[:0]),
-        ["a", "b", "c"],
-        (3, 32, 32),
-        "",
-    )
-    seen = {}
+    splits = Split(x[:8], y[:8]), Split(x[8:], y[8:]), Split(x[:0], y[:0])
+    return PreparedData(*splits, ["a", "b", "c"], (3, 32, 32), "")
+
+
+def test_training_announces_what_was_loaded_and_a_partial_load_is_a_finding(tmp_path):
+    """The CLI and the window hear the same finding: the diagnosis raises it, not a view."""
+    from studio.training.session import train
+
+    data = full_and_partial_weights(tmp_path)
+    seen, found = {}, {}
     for name in ("full", "partial"):
         p = project(weights="file", weights_file=f"{name}.pth")
         p.training.update(epochs=1, batch_size=8)
-        events = []
-        Trainer(p, base=tmp_path, data=data, listeners=[events.append]).fit()
-        (seen[name],) = [e for e in events if e["type"] == "pretrained"]
+        heard = []
+        outcome = train(p, runs_root=None, base=tmp_path, data=data, listeners=[heard.append])
+        (seen[name],) = [e for e in heard if e["type"] == "pretrained"]
+        found[name] = [f for f in outcome.findings if f.kind == "weights_mismatch"]
+        announced = [e for e in heard if e["type"] == "finding" and e["kind"] == "weights_mismatch"]
+        assert len(announced) == len(found[name])
     assert seen["full"]["node"] == "base" and not seen["full"]["mismatched"]
     assert "classifier replaced" in seen["full"]["report"]
     assert seen["partial"]["mismatched"] and "1 missing" in seen["partial"]["report"]
+    assert not found["full"]
+    (finding,) = found["partial"]
+    assert finding.layers == ["base"] and "1 missing" in finding.message
 
 
 class _Served:
@@ -364,36 +372,3 @@ def test_training_downloads_missing_imagenet_weights_with_progress_events(tmp_pa
     assert downloads[-1]["done"] == downloads[-1]["total"] == len(buffer.getvalue())
     assert (home / "hub" / "checkpoints" / RESNET18).is_file()
     assert_same_weights(trainer.model, state)
-
-
-def test_a_partial_load_is_a_finding_of_the_diagnosis_wherever_training_runs(tmp_path):
-    """The CLI and the window hear the same finding: the diagnosis raises it, not a view."""
-    from studio.data.prepare import PreparedData, Split
-    from studio.training.session import train
-
-    full = random_resnet18()
-    partial = dict(full)
-    del partial["layer4.1.bn2.bias"]
-    torch.save(full, tmp_path / "full.pth")
-    torch.save(partial, tmp_path / "partial.pth")
-    x, y = torch.rand(12, 3, 32, 32), torch.arange(12) % 3
-    data = PreparedData(
-        Split(x[:8], y[:8]),
-        Split(x[8:], y[8:]),
-        Split(x[:0], y[:0]),
-        ["a", "b", "c"],
-        (3, 32, 32),
-        "",
-    )
-    found = {}
-    for name in ("full", "partial"):
-        p = project(weights="file", weights_file=f"{name}.pth")
-        p.training.update(epochs=1, batch_size=8)
-        heard = []
-        outcome = train(p, runs_root=None, base=tmp_path, data=data, listeners=[heard.append])
-        found[name] = [f for f in outcome.findings if f.kind == "weights_mismatch"]
-        announced = [e for e in heard if e["type"] == "finding" and e["kind"] == "weights_mismatch"]
-        assert len(announced) == len(found[name])
-    assert not found["full"]
-    (finding,) = found["partial"]
-    assert finding.layers == ["base"] and "1 missing" in finding.message

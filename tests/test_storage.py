@@ -27,6 +27,25 @@ def image_folder(root, per_class=12, classes=("cat", "dog", "owl"), size=10):
     return root
 
 
+def pets_project(root, storage, units=3, epochs=2, **data):
+    """A flat classifier of the 3×10×10 images in `root`, its data kept as `storage` says."""
+    from support import chain
+
+    from studio.document import Project
+
+    project = Project(
+        name="pets",
+        network=chain(
+            {"id": "image", "type": "Input", "params": {"shape": [3, 10, 10]}},
+            {"id": "flatten", "type": "Flatten"},
+            {"id": "classes", "type": "Output", "params": {"units": units}},
+        ),
+    )
+    project.data.update(settings(root, storage, **data))
+    project.training.update(epochs=epochs, batch_size=8, device="cpu")
+    return project
+
+
 def settings(root, storage, scaling="unit", **more):
     from studio.settings import DATA, fill_section
 
@@ -98,23 +117,10 @@ def test_a_damaged_cache_file_is_decoded_again(tmp_path):
 
 
 def test_a_class_subset_and_training_work_from_the_disk(tmp_path):
-    from support import chain
-
-    from studio.document import Project
     from studio.training.engine import Trainer
 
     root = image_folder(tmp_path / "images")
-    project = Project(
-        name="pets",
-        network=chain(
-            {"id": "image", "type": "Input", "params": {"shape": [3, 10, 10]}},
-            {"id": "flatten", "type": "Flatten"},
-            {"id": "classes", "type": "Output", "params": {"units": 2}},
-        ),
-    )
-    project.data.update(settings(root, "disk", classes=[0, 2]))
-    project.training.update(epochs=2, batch_size=8, device="cpu")
-    trainer = Trainer(project)
+    trainer = Trainer(pets_project(root, "disk", units=2, classes=[0, 2]))
     assert isinstance(trainer.data.train.x, Samples)
     assert trainer.data.classes == ["cat", "owl"]
     result = trainer.fit()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_storage import image_folder, settings
+from test_storage import image_folder, pets_project, settings
 
 from studio.data.prepare import Batches, Samples, prepare_data
 from studio.data.sources import DataError
@@ -100,23 +100,11 @@ def damage(path):
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_file_that_breaks_after_loading_is_left_out_and_reported(tmp_path, workers):
-    from support import chain
-
-    from studio.document import Project
     from studio.training import events
     from studio.training.engine import Trainer
 
     root = image_folder(tmp_path / "images", per_class=16)
-    project = Project(
-        name="pets",
-        network=chain(
-            {"id": "image", "type": "Input", "params": {"shape": [3, 10, 10]}},
-            {"id": "flatten", "type": "Flatten"},
-            {"id": "classes", "type": "Output", "params": {"units": 3}},
-        ),
-    )
-    project.data.update(settings(root, "stream", workers=workers, validation=0.25))
-    project.training.update(epochs=2, batch_size=8, device="cpu")
+    project = pets_project(root, "stream", workers=workers, validation=0.25)
     heard = []
     trainer = Trainer(project, listeners=[heard.append])
     victim = trainer.data.origins[int(trainer.data.train.index[5])]  # opened at load time
@@ -184,25 +172,13 @@ def test_a_killed_worker_ends_the_run_in_one_sentence_with_its_checkpoint(tmp_pa
     import os
     import signal
 
-    from support import chain
-
-    from studio.document import Project
     from studio.errors import StudioError
     from studio.training.callbacks import Callback
     from studio.training.runs import Run
     from studio.training.session import train
 
     root = image_folder(tmp_path / "images", per_class=40)
-    project = Project(
-        name="pets",
-        network=chain(
-            {"id": "image", "type": "Input", "params": {"shape": [3, 10, 10]}},
-            {"id": "flatten", "type": "Flatten"},
-            {"id": "classes", "type": "Output", "params": {"units": 3}},
-        ),
-    )
-    project.data.update(settings(root, "stream", workers=1))
-    project.training.update(epochs=50, batch_size=8, device="cpu")
+    project = pets_project(root, "stream", epochs=50, workers=1)
     before = set(_children())
 
     class KillAWorker(Callback):

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.commands import SetSettings
 from studio.data.augmentations import augmentation_catalog
 from studio.data.label_meaning import label_warnings
 from studio.shapes_text import describe_kind
@@ -157,10 +156,7 @@ class AugmentPanel(QWidget):
         self.warning.setVisible(bool(warnings))
 
     def _edit(self, name: str, field: str, value) -> None:
-        path = f"data.augmentation.{name}.{field}"
-        if self.model.try_push(
-            lambda: SetSettings(self.model.project, {path: value}), self._refused
-        ):
+        if self.model.try_set(f"data.augmentation.{name}.{field}", value, self._refused):
             self.message.clear()
 
     def _refused(self, sentence: str) -> None:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from studio.analysis import Analysis, analyze
-from studio.commands import Command
+from studio.commands import Command, SetSettings
 from studio.document import Project
 from studio.errors import ProjectError
 from studio.pretrained import project_folder
@@ -141,6 +141,10 @@ class DocumentModel(QObject):
             return False
         self.push(command)
         return True
+
+    def try_set(self, path: str, value, refused: Callable[[str], None]) -> bool:
+        """try_push of one setting ("training.optimizer.lr")."""
+        return self.try_push(lambda: SetSettings(self.project, {path: value}), refused)
 
     def select(self, ids: list[str]) -> None:
         ids = [i for i in ids if i in self.project.network.nodes]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from studio.commands import SetSettings
 from studio.schema import Param
 from ui.document import DocumentModel
 from ui.forms import ParamForm
@@ -84,9 +83,7 @@ class SettingsPanel(QScrollArea):
 
     def _edit(self, group: str, name: str, value) -> None:
         path = f"{self.section}.{name}" if group == "general" else f"{self.section}.{group}.{name}"
-        if self.model.try_push(
-            lambda: SetSettings(self.model.project, {path: value}), self._refused
-        ):
+        if self.model.try_set(path, value, self._refused):
             self.message.clear()
 
     def _refused(self, sentence: str) -> None:

@@ -103,23 +103,13 @@ def _open(path: Path, meta: dict | None):
     return images
 
 
-class CachedImages:
-    """A decoded-image cache file's rows, read with pread a batch at a time.
-
-    Not memory-mapped into the process: mapped pages, once touched, count in the
-    process's resident memory (1.4 GB after an epoch of 50,000 images of 64×64), while
-    read pages stay in the operating system's page cache, which gives them up when others
-    need the memory. Indexed by row numbers, it answers uint8 tensors."""
+class ImageRows:
+    """Images kept out of RAM, read by row numbers as a decoded uint8 stack (N, C, H, W)
+    would be: what Samples (studio/data/prepare.py) scales a batch at a time. Subclasses
+    set `shape` and answer `__getitem__` (and `read`, when a row can fail)."""
 
     dtype = torch.uint8
-
-    def __init__(self, path: Path, rows: int):
-        header = np.load(path, mmap_mode="r")
-        self.path, self.offset = Path(path), int(header.offset)
-        self.shape = (rows, *header.shape[1:])
-        del header
-        self.row_bytes = int(np.prod(self.shape[1:]))
-        self._fd = os.open(self.path, os.O_RDONLY)
+    shape: tuple[int, ...]
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -129,6 +119,27 @@ class CachedImages:
 
     def is_floating_point(self) -> bool:
         return False
+
+    def read(self, rows) -> tuple[torch.Tensor, list[tuple[int, str, str]]]:
+        """The rows, and [(position, file, why)] for rows that failed (none here)."""
+        return self[rows], []
+
+
+class CachedImages(ImageRows):
+    """A decoded-image cache file's rows, read with pread a batch at a time.
+
+    Not memory-mapped into the process: mapped pages, once touched, count in the
+    process's resident memory (1.4 GB after an epoch of 50,000 images of 64×64), while
+    read pages stay in the operating system's page cache, which gives them up when others
+    need the memory. Indexed by row numbers, it answers uint8 tensors."""
+
+    def __init__(self, path: Path, rows: int):
+        header = np.load(path, mmap_mode="r")
+        self.path, self.offset = Path(path), int(header.offset)
+        self.shape = (rows, *header.shape[1:])
+        del header
+        self.row_bytes = int(np.prod(self.shape[1:]))
+        self._fd = os.open(self.path, os.O_RDONLY)
 
     def __getitem__(self, rows) -> torch.Tensor:
         rows = torch.as_tensor(rows).reshape(-1).tolist()

@@ -86,6 +86,7 @@ class Samples:
         """The samples, and [(position, file, why)] for those whose file failed to decode
         (streamed images: studio/data/stream.py); theirs are zeros, for the caller to drop."""
         rows = self.rows[idx].reshape(-1)
+        # A cache or the files (studio/data/cache.py ImageRows); a plugin's plain tensor.
         read = getattr(self.storage, "read", None)
         pixels, problems = read(rows) if read is not None else (self.storage[rows], [])
         return self.scale(pixels).reshape(len(rows), *self.sample_shape), problems

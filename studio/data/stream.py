@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio.data.cache import ImageRows
 from studio.data.decode import decode_or_why
 
 
-class FileImages:
+class FileImages(ImageRows):
     """Image files, indexed by row number like a decoded stack: uint8 (C, H, W) each."""
-
-    dtype = torch.uint8
 
     def __init__(self, paths: list[Path], mode: str, hw: tuple[int, int]):
         self.paths = [str(p) for p in paths]
@@ -33,15 +32,6 @@ class FileImages:
         self.shape = (len(self.paths), 3 if mode == "RGB" else 1, *self.hw)
         # Files that could not be decoded when a batch read them: path -> why.
         self.failed: dict[str, str] = {}
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def dim(self) -> int:
-        return len(self.shape)
-
-    def is_floating_point(self) -> bool:
-        return False
 
     def read(self, rows) -> tuple[torch.Tensor, list[tuple[int, str, str]]]:
         """(the rows' pixels, [(position in `rows`, file, why) for files that failed]);
