@@ -285,6 +285,26 @@ def run_install_desktop(args) -> int:
     return EXIT_OK
 
 
+# What a resumed run may change with --set: how its data is read, not what it learns from
+# (the batches are the same with any number of workers, from memory, a cache or the files).
+RESUME_MAY_SET = ("data.workers", "data.storage")
+
+
+def _resumed_project(run, args):
+    """The run's own project, with the --set overrides a resumed run may take."""
+    from studio.projectfile import load_project
+
+    for item in args.overrides:
+        field = item.split("=", 1)[0].strip()
+        if field not in RESUME_MAY_SET:
+            raise StudioError(
+                f"--set {field} cannot change a run being resumed (it goes on with the "
+                f"project it started with); only {' and '.join(RESUME_MAY_SET)} can. "
+                "Train the project anew to change it."
+            )
+    return load_project(run.path / "project.json", list(args.overrides))
+
+
 def _load(args):
     from studio.projectfile import load_project
 
@@ -477,7 +497,7 @@ def run_train(args) -> int:
         raise StudioError("Give a project file to train, or --resume RUN to continue one.")
     # Opened once: what decides whether to launch processes is what then trains.
     resume = Run.open(args.out, args.resume) if args.resume else None
-    project = resume.project() if resume else _load(args)
+    project = _resumed_project(resume, args) if resume else _load(args)
     if not world.active:  # --nproc, or training.processes: start the processes
         settings = project.training
         args.nproc = args.nproc or distributed.processes_for(
@@ -801,10 +821,17 @@ def run_evaluate(args) -> int:
 
 
 def _evaluation_text(report: dict, run) -> str:
+    from studio.data.decode import named
+
     lines = [
         f"{report['project']}, run {report['run']}: {report['samples']:,} {report['split']} "
         f"samples, {report['checkpoint']} weights."
     ]
+    if report.get("unreadable"):
+        bad = report["unreadable"]
+        names = "; ".join(f"{named(u['file'])} ({u['why']})" for u in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        lines.append(f"Left out {len(bad)} file(s) that could not be decoded: {names}{more}.")
     if report["task"] == "regression":
         r = report["residuals"]
         lines.append(

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio.data.decode import named
+from studio.data.loader import fetch
 from studio.errors import StudioError
 
 BINS = 10  # confidence bins of the reliability diagram
@@ -81,25 +83,42 @@ def evaluate_run(
     split = split_name(split)
     project = run.project()
     model = model.to(device).eval()
-    outputs = []
+    outputs, targets, kept, unreadable = [], [], [], {}
     with torch.no_grad():
         for start in range(0, len(part), 256):
-            outputs.append(model(part.x[start : start + 256].to(device)).float().cpu())
-    out = torch.cat(outputs)
-    report = (
-        classification_report(
-            out, part.y, data.classes, [data.origin(part, i) for i in range(len(part))]
+            # Streamed files that fail to decode are left out and named, not scored as
+            # black images the model would be blamed for.
+            x, y, problems = fetch(part, slice(start, start + 256))
+            unreadable.update(problems)
+            failed = {f for f, _ in problems}
+            kept += [
+                i
+                for i in range(start, min(start + 256, len(part)))
+                if data.origin(part, i) not in failed
+            ]
+            if len(y):
+                outputs.append(model(x.to(device)).float().cpu())
+                targets.append(y)
+    if not outputs:
+        raise EvaluationError(
+            f"Run '{run.id}': none of its {split} samples' files could be decoded "
+            f"({'; '.join(f'{named(f)} ({why})' for f, why in list(unreadable.items())[:3])})."
         )
+    out, y = torch.cat(outputs), torch.cat(targets)
+    report = (
+        classification_report(out, y, data.classes, [data.origin(part, i) for i in kept])
         if data.is_classification
-        else regression_report(out, part.y)
+        else regression_report(out, y)
     )
+    if unreadable:
+        report["unreadable"] = [{"file": f, "why": why} for f, why in unreadable.items()]
     report.update(
         {
             "run": run.id,
             "project": project.name,
             "split": split,
             "checkpoint": weights.stem,
-            "samples": len(part),
+            "samples": len(kept),
         }
     )
     save(report, run.path)

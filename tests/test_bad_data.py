@@ -243,5 +243,24 @@ def test_quiet_still_prints_the_skipped_files_line(tmp_path, capsys):
     (root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     code, err = train(tmp_path, capsys, "image_folder", root)
     assert code == 0, err
-    assert "Skipped 1 file(s): broken.png (" in err
+    assert "Skipped 1 file(s): cats/broken.png (" in err
     assert "Training on" not in err, "the rest stays quiet"
+
+
+def test_16_bit_and_float_images_keep_their_grey_levels(tmp_path):
+    """PIL's convert clips them (a 16-bit scan came out all white, a float image in 0–1
+    all black); they are brought to 0–255 instead."""
+    import numpy as np
+    from PIL import Image
+
+    from studio.data.decode import decode
+
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 … 65472
+    Image.fromarray(ramp).save(tmp_path / "scan.png")
+    got = decode(tmp_path / "scan.png", "L", (32, 32))[0]
+    assert np.array_equal(got, np.rint(ramp / 257).astype(np.uint8))
+    unit = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    Image.fromarray(unit, "F").save(tmp_path / "unit.tif")
+    rgb = decode(tmp_path / "unit.tif", "RGB", (32, 32))
+    assert rgb.shape == (3, 32, 32) and rgb.min() == 0 and rgb.max() == 255
+    assert abs(float(rgb.mean()) - 127.5) < 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from support import EXAMPLES, ROOT
 
@@ -150,6 +151,27 @@ def test_train_resume_last_continues_a_stopped_run(tmp_path, capsys):
     assert main(["train", "--resume", "last", "--out", str(out), "--quiet", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == "completed" and summary["epochs"] == 1
+
+
+def test_a_resumed_run_takes_how_its_data_is_read_and_refuses_the_rest(tmp_path, capsys):
+    """A killed data worker's sentence says to set data.workers to 0: that must work on
+    resume; a change to what the run learns is refused in a sentence, not dropped."""
+    out = tmp_path / "runs"
+    assert (
+        main(["train", str(MLP), "--set", "training.epochs=1", "--out", str(out), "--quiet"]) == 0
+    )
+    capsys.readouterr()
+    refused = ["train", "--resume", "last", "--out", str(out), "--set", "training.epochs=4"]
+    assert main(refused) == 1
+    err = capsys.readouterr().err
+    assert "--set training.epochs cannot change a run being resumed" in err
+    assert "data.workers" in err and "Traceback" not in err
+    taken = ["train", "--resume", "last", "--out", str(out), "--quiet", "--json"]
+    assert main([*taken, "--set", "data.workers=0", "--set", "data.storage=memory"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "completed"
+    kept = json.loads((Path(summary["run_folder"]) / "project.json").read_text())
+    assert kept["data"]["storage"] == "memory"  # the override was taken, not dropped
 
 
 def test_train_without_a_project_or_run_says_what_to_give(capsys):

@@ -148,3 +148,56 @@ def test_a_full_disk_while_caching_is_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(sources.DataError, match="No space left on device; free some space"):
         prepare_data(settings(root, "disk"), (3, 10, 10), seed=0)
     assert not list((tmp_path / "cache").glob("*.tmp*"))
+
+
+def _build_in_a_process(root, queue):
+    # A forked child must not use the OpenMP team of a parent that has run parallel ops
+    # (libgomp is not fork-safe); DataLoader's workers do the same.
+    torch.set_num_threads(1)
+    try:
+        data = prepare_data(settings(root, "disk"), (3, 10, 10), seed=0)
+        queue.put(float(data.train.x[:].sum()))
+    except Exception as err:  # reported to the test, which names it
+        queue.put(f"{type(err).__name__}: {err}")
+
+
+def test_two_processes_building_the_same_cache_at_once_both_get_it(tmp_path):
+    """Data-parallel processes starting on a cold cache (seen: one of them always failed,
+    'No such file or directory', each removing or renaming the other's half-built file)."""
+    import multiprocessing
+
+    root = image_folder(tmp_path / "images", per_class=150)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    workers = [context.Process(target=_build_in_a_process, args=(root, queue)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    got = [queue.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+    assert all(isinstance(g, float) for g in got), got
+    assert got[0] == got[1]
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1  # and no half-built leftovers
+    assert not list((tmp_path / "cache").glob("*.tmp*"))
+
+
+def test_file_names_that_are_not_utf8_are_cached(tmp_path):
+    import os
+
+    root = image_folder(tmp_path / "images")
+    name = os.fsdecode(b"bad\xff.png")  # bytes a file system may hold, not UTF-8
+    (root / "cat" / "000.png").rename(root / "cat" / name)
+    disk = prepare_data(settings(root, "disk"), (3, 10, 10), seed=0)
+    memory = prepare_data(settings(root, "memory"), (3, 10, 10), seed=0)
+    assert torch.allclose(disk.train.x[:], memory.train.x[:], atol=1e-5)
+
+
+def test_a_cache_file_cut_short_while_in_use_is_a_sentence(tmp_path):
+    root = image_folder(tmp_path / "images")
+    data = prepare_data(settings(root, "disk"), (3, 10, 10), seed=0)
+    [array] = list((tmp_path / "cache").glob("*.npy"))
+    with open(array, "r+b") as f:
+        f.truncate(200)
+    with pytest.raises(sources.DataError, match="was cut short while training") as caught:
+        data.train.x[:]
+    assert str(array) in str(caught.value) and "built anew" in str(caught.value)

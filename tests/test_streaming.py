@@ -191,7 +191,81 @@ def test_a_killed_worker_ends_the_run_in_one_sentence_with_its_checkpoint(tmp_pa
         train(project, runs_root=tmp_path / "runs", callbacks=[KillAWorker()])
     assert str(caught.value).startswith("A data.workers process stopped while reading batches")
     assert "set it to 0" in str(caught.value)
+    assert str(caught.value).endswith("The run is marked failed; its last checkpoint is kept.")
     (folder,) = (tmp_path / "runs" / "pets").iterdir()
     run = Run.open(tmp_path / "runs", folder.name)
     assert json.loads((folder / "summary.json").read_text())["status"] == "failed"
     assert run.load_state("last")["epoch"] >= 1  # resumable from the epoch it finished
+
+
+def test_workers_train_as_the_trainer_alone_does_dropout_and_augmentation_included(tmp_path):
+    """Workers draw nothing from the global generator dropout uses (torch's DataLoader
+    seeds them from it unless given its own), so the losses are the same numbers."""
+    from support import chain
+
+    from studio.training.engine import Trainer
+
+    root = image_folder(tmp_path / "images", per_class=16)
+    losses = {}
+    for workers in (0, 1):
+        project = pets_project(root, "stream", workers=workers)
+        project.network = chain(
+            {"id": "image", "type": "Input", "params": {"shape": [3, 10, 10]}},
+            {"id": "flatten", "type": "Flatten"},
+            # Dropout draws from the global generator every step.
+            {"id": "dense", "type": "Linear", "params": {"out_features": 16}, "dropout": 0.5},
+            {"id": "classes", "type": "Output", "params": {"units": 3}},
+        )
+        project.data["augmentation"]["horizontal_flip"]["enabled"] = True
+        result = Trainer(project, emit_hz=0).fit()
+        losses[workers] = [h["train_loss"] for h in result.history]
+    assert losses[0] == losses[1]
+
+
+def test_a_run_with_batches_whose_files_all_failed_resumes_exactly(tmp_path):
+    """A batch whose every file failed is passed over; a run stopped after it resumes at
+    the planned batch it had reached, not one counted from the steps taken."""
+    from support import train_stopped_and_resumed
+
+    from studio.projectfile import save_project
+
+    root = image_folder(tmp_path / "images", per_class=12)
+    files = sorted(f for f in root.glob("*/*.png") if f.name != "broken.png")
+    for f in files[::2] + files[1::4]:  # three in four: most batches of two lose both
+        damage(f)
+    project = pets_project(root, "stream", epochs=2)
+    project.training.update(batch_size=2, deterministic=True)
+    save_project(project, tmp_path / "pets.json")
+    whole, part, resumed = train_stopped_and_resumed(
+        tmp_path / "pets.json", [], tmp_path / "runs", stop_after=4
+    )
+    assert part.result.status == "stopped" and resumed.result.status == "completed"
+    assert resumed.result.steps == whole.result.steps
+    assert [h["train_loss"] for h in resumed.result.history] == [
+        h["train_loss"] for h in whole.result.history
+    ]
+
+
+def test_a_validation_file_that_fails_is_left_out_of_the_scores_and_counted(tmp_path):
+    """Not scored as a black image (which would blame the model for a file never read):
+    left out of validation and of `studio evaluate`, named in a finding the run keeps."""
+    import json
+
+    from studio.evaluation import evaluate_run
+    from studio.training.session import train
+
+    root = image_folder(tmp_path / "images", per_class=16)
+    project = pets_project(root, "stream", epochs=1, validation=0.25)
+    from studio.data.prepare import prepare_data
+
+    data = prepare_data(project.data, (3, 10, 10), seed=project.training["seed"])
+    victim = data.origins[int(data.validation.index[0])]
+    damage(Path(victim))  # it still opens: the header is whole
+    outcome = train(project, runs_root=tmp_path / "runs")
+    (finding,) = [f for f in outcome.findings if f.kind == "unreadable_images"]
+    assert victim in finding.evidence["files"]
+    saved = json.loads((outcome.run.path / "findings.json").read_text())
+    assert [f["kind"] for f in saved].count("unreadable_images") == 1
+    report = evaluate_run(outcome.run, "validation", "last")
+    assert report["samples"] == len(data.validation) - 1
+    assert [u["file"] for u in report["unreadable"]] == [victim]

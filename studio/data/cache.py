@@ -39,14 +39,15 @@ def cache_root() -> Path:
 
 def keys(root: Path, paths: list[Path], mode: str, hw: tuple[int, int]) -> tuple[str, str]:
     """(the folder's key, the content's key): see the module's docstring."""
-    folder = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:12]
+    # fsencode: a file name that is not UTF-8 is bytes the file system holds, not an error.
+    folder = hashlib.sha1(os.fsencode(Path(root).resolve())).hexdigest()[:12]
     content = hashlib.sha1(f"{mode} {hw[0]}x{hw[1]}\n".encode())
     for path in paths:
         try:
             st = path.stat()
-            content.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            content.update(os.fsencode(path) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         except OSError:
-            content.update(f"{path}\0missing\n".encode())
+            content.update(os.fsencode(path) + b"\0missing\n")
     return folder, content.hexdigest()[:16]
 
 
@@ -72,7 +73,7 @@ def decoded(
         try:
             meta = _build(array_path, meta_path, paths, mode, hw, decode_one, workers, progress)
         except OSError as err:
-            for tmp in where.glob(f"{folder_key}-{content_key}.tmp*"):
+            for tmp in where.glob(f"{folder_key}-{content_key}.tmp{os.getpid()}*"):
                 tmp.unlink(missing_ok=True)
             raise DataError(
                 f"Cannot write the decoded-image cache in '{where}': "
@@ -81,7 +82,7 @@ def decoded(
                 + "point STUDIO_CACHE elsewhere, or set data.storage to memory."
             ) from None
         for old in where.glob(f"{folder_key}-*"):  # an older cache of the same folder
-            if old not in (array_path, meta_path):
+            if not old.name.startswith(f"{folder_key}-{content_key}."):
                 old.unlink(missing_ok=True)
         images = CachedImages(array_path, meta["rows"])
     elif progress:
@@ -149,7 +150,11 @@ class CachedImages(ImageRows):
                 os.preadv(self._fd, [out[i]], self.offset + rows[i] * self.row_bytes)
                 != self.row_bytes
             ):
-                raise OSError(f"the cache file '{self.path}' is shorter than it says")
+                raise DataError(
+                    f"The decoded-image cache file '{self.path}' was cut short while training "
+                    "(something else wrote to or truncated it); train again or resume the run: "
+                    "the cache is built anew when it is not whole."
+                )
         return torch.from_numpy(out.reshape(len(rows), *self.shape[1:]))
 
     def __del__(self):
@@ -173,7 +178,9 @@ def _build(array_path, meta_path, paths, mode, hw, decode_one, workers, progress
     written under temporary names and renamed when whole, the JSON last."""
     array_path.parent.mkdir(parents=True, exist_ok=True)
     channels = 3 if mode == "RGB" else 1
-    tmp = array_path.with_name(array_path.stem + ".tmp.npy")
+    # Named by process: data-parallel processes starting on a cold cache build it side by
+    # side, and each renames its own whole file into place (the same bytes).
+    tmp = array_path.with_name(f"{array_path.stem}.tmp{os.getpid()}.npy")
     array = np.lib.format.open_memmap(
         tmp, mode="w+", dtype=np.uint8, shape=(max(len(paths), 1), channels, *hw)
     )
@@ -192,7 +199,7 @@ def _build(array_path, meta_path, paths, mode, hw, decode_one, workers, progress
     del array
     os.replace(tmp, array_path)
     meta = {"rows": row, "kept": kept, "skipped": skipped}
-    tmp_meta = meta_path.with_suffix(".tmp")
+    tmp_meta = meta_path.with_suffix(f".tmp{os.getpid()}")
     tmp_meta.write_text(json.dumps(meta), encoding="utf-8")
     os.replace(tmp_meta, meta_path)
     return meta

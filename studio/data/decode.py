@@ -17,9 +17,29 @@ def decode(path: Path, mode: str, hw: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as img:
-        img = img.convert(mode).resize((hw[1], hw[0]), Image.BILINEAR)
+        img = _eight_bit(img).convert(mode).resize((hw[1], hw[0]), Image.BILINEAR)
         array = np.asarray(img, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _eight_bit(img):
+    """16-bit, 32-bit and float images brought to 0–255 (PIL's convert clips them: a
+    16-bit scan came out all white, a float image in 0–1 all black). 16 bits are divided
+    by 257; floats up to 1 are taken as 0–1; other wide integers are scaled to their
+    largest value."""
+    from PIL import Image
+
+    if not (img.mode.startswith("I") or img.mode == "F"):
+        return img
+    values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0)
+    top = float(values.max()) if values.size else 0.0
+    if img.mode.startswith("I;16") or (img.mode == "I" and 255 < top <= 65535):
+        values = values / 257.0
+    elif img.mode == "F" and 0.0 < top <= 1.0:
+        values = values * 255.0
+    elif top > 255:
+        values = values * (255.0 / top)
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
 
 
 def not_a_file(path: Path) -> str | None:
@@ -76,3 +96,10 @@ def header_or_why(path: Path, mode: str, hw: tuple[int, int]):
         return True, None
     except Exception as err:
         return None, why_not(err)
+
+
+def named(path: str | Path) -> str:
+    """A file as a report names it: its class folder and its name ("dog/001.png"), which
+    tells apart the 001.png of every class."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name

@@ -19,6 +19,7 @@ import multiprocessing
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 
 import torch
@@ -54,11 +55,17 @@ def make_batch(split, transform: Callable | None, item: Item):
     return x, y, problems
 
 
+class WorkerStopped(DataError):
+    """A data.workers process died while the trainer waited for its batch."""
+
+
 def worker_stopped(err: BaseException, reading: bool = False) -> str | None:
     """The sentence for a worker process that died (killed, out of memory), however torch
     reports it; None for other errors. `reading`: raised by the next batch itself, where
     a broken connection can only be a worker's (elsewhere it may be another process's)."""
     text = str(err).strip()
+    if isinstance(err, WorkerStopped):
+        return text
     if isinstance(err, RuntimeError) and text.startswith("DataLoader worker"):
         what = text.splitlines()[0].rstrip(". ")
     elif reading and isinstance(err, (ConnectionError, EOFError)):
@@ -112,12 +119,22 @@ def _iterate(loader: DataLoader):
     worker's error from whatever line the process is on (a log's close, the CLI's own
     print), where no one can turn it into a sentence. Without it torch finds the dead
     worker when the next batch does not come, and says so from next()."""
-    if threading.current_thread() is not threading.main_thread():
-        return iter(loader)  # torch installs no handler outside the main thread
-    before = signal.getsignal(signal.SIGCHLD)
-    batches = iter(loader)
-    signal.signal(signal.SIGCHLD, before)
-    return batches
+    with warnings.catch_warnings():
+        # More workers than cores is the person's choice (data.workers); torch's
+        # multi-line advice about it would only clutter the run's output.
+        warnings.filterwarnings("ignore", "This DataLoader will create", UserWarning)
+        if threading.current_thread() is not threading.main_thread():
+            return iter(loader)  # torch installs no handler outside the main thread
+        before = signal.getsignal(signal.SIGCHLD)
+        batches = iter(loader)
+        signal.signal(signal.SIGCHLD, before)
+        return batches
+
+
+def _quiet_worker(worker_id: int) -> None:
+    """In a worker: Ctrl-C is the trainer's to handle (it stops the run and ends the
+    workers); a worker that inherited the CLI's handler would say so once more each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class WorkerBatches:
@@ -134,6 +151,11 @@ class WorkerBatches:
             persistent_workers=True,
             prefetch_factor=2,
             multiprocessing_context="fork",
+            worker_init_fn=_quiet_worker,
+            # Its own generator: otherwise each epoch's workers draw their seed from the
+            # global generator, which dropout draws from, and a run with workers would
+            # train differently from one without (and resume differently).
+            generator=torch.Generator(),
         )
 
     def run(self, items: list[Item]) -> Iterator:
@@ -148,7 +170,7 @@ class WorkerBatches:
                 sentence = worker_stopped(err, reading=True)
                 if sentence is None:
                     raise
-                raise DataError(sentence) from None
+                raise WorkerStopped(sentence) from None
             if isinstance(batch, _Failed):
                 raise batch.error
             yield batch

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from studio.data.balance import BalancedDraws
+from studio.data.decode import named
 from studio.data.loader import WorkerBatches, can_fork, make_batch
 from studio.data.resampling import Fold, fold_samples
 from studio.data.sources import DataError, RawData, SourceRequest
@@ -179,7 +180,7 @@ class PreparedData:
             *self.notes,
         ]
         if self.skipped:
-            names = "; ".join(f"{Path(f).name} ({why})" for f, why in self.skipped[:5])
+            names = "; ".join(f"{named(f)} ({why})" for f, why in self.skipped[:5])
             more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
             lines.append(f"Skipped {len(self.skipped)} file(s): {names}{more}.")
         return "\n".join(lines)
@@ -501,6 +502,7 @@ class Batches:
         self._pool = None
         # Files that failed to decode while training (streamed images): path -> why.
         self.unreadable: dict[str, str] = {}
+        self.next_number = 0
 
     def __len__(self) -> int:
         return (len(self.split) + self.batch_size - 1) // self.batch_size
@@ -533,7 +535,10 @@ class Batches:
             made = self._pool.run(plan)
         else:
             made = (make_batch(self.split, self.transform, item) for item in plan)
-        for x, y, problems in made:
+        for (number, _, _), (x, y, problems) in zip(plan, made):
+            # The planned batch after this one: where a resumed run picks up, even when
+            # batches whose files all failed were passed over.
+            self.next_number = number + 1
             if problems:
                 self.unreadable.update(problems)
                 if not len(y) and not (self.world is not None and self.world.active):

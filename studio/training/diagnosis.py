@@ -206,6 +206,14 @@ class Diagnosis:
         return text
 
     # -- events -------------------------------------------------------------------------
+    def _on_finding(self, event):
+        """A finding the trainer raised itself (files that failed to decode): kept with
+        the diagnosis' own, so the run's summary and findings.json count it. (The
+        diagnosis' own findings come back here too, already kept.)"""
+        if not self.raised(event.kind):
+            fields = {k: v for k, v in event.to_dict().items() if k != "type"}
+            self.findings.append(Finding(**fields))
+
     def _on_pretrained(self, event):
         """A backbone whose weights file did not cover it: the layers left out start from
         random values, which a person must know before trusting the run."""

@@ -27,6 +27,8 @@ from studio.analysis import Analysis, analyze
 from studio.builder import build_model
 from studio.data.augment import build_augmentation
 from studio.data.balance import ClassBalance, class_weights
+from studio.data.decode import named
+from studio.data.loader import fetch
 from studio.data.prepare import Batches, PreparedData, on_device, prepare_data
 from studio.data.resampling import Fold
 from studio.document import Project
@@ -383,6 +385,7 @@ class Trainer:
                         self._save_interrupted()  # (several processes: saved together)
                     break
                 metrics = self._epoch_metrics(epoch)
+                self._report_unreadable()  # (validation's files too)
                 if self.scheduler is not None and not self.schedule_per_batch:
                     self.scheduler.step()
                 for cb in self.hooked_callbacks:
@@ -412,6 +415,7 @@ class Trainer:
             self._best_summary(),
             self._test_metrics(),
         )
+        self._report_unreadable()  # (the test split's files too)
         for cb in self.hooked_callbacks:
             cb.on_fit_end(self, result)
         self.emit(events.End(**result.to_dict()))
@@ -425,13 +429,13 @@ class Trainer:
         if not new:
             return
         self._unreadable.update(new)
-        names = "; ".join(f"{Path(f).name} ({why})" for f, why in list(new.items())[:5])
+        names = "; ".join(f"{named(f)} ({why})" for f, why in list(new.items())[:5])
         more = f" and {len(new) - 5} more" if len(new) > 5 else ""
         self.report_finding(
             Finding(
                 kind="unreadable_images",
                 severity="warning",
-                step=self.step,
+                step=max(self.step - 1, 0),  # the epoch's last step
                 epoch=self.epoch,
                 title="Images that could not be decoded",
                 message=f"{len(new)} image file(s) failed to decode while training and were "
@@ -653,7 +657,7 @@ class Trainer:
         self._pending_steps.append(step)
         self._pending_lr.append(self.lr)
         self.step += 1
-        self._batch_in_epoch += 1
+        self._batch_in_epoch = self.batches.next_number
 
     def _penalty(self) -> torch.Tensor:
         total = torch.zeros((), device=self.device)
@@ -783,25 +787,35 @@ class Trainer:
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
+        count = torch.zeros((), device=self.device)
         # Several processes: each evaluates its shard, and the sums are added up.
         mine = self.world.shard(torch.arange(len(split), device=split.x.device))
         for start in range(0, len(mine), EVAL_BATCH):
-            if self.world.active:
-                at = mine[start : start + EVAL_BATCH]
-                x, y = split.x[at].to(self.device), split.y[at].to(self.device)
-            else:  # (a slice: no copy of samples kept in memory)
-                x = split.x[start : start + EVAL_BATCH].to(self.device)
-                y = split.y[start : start + EVAL_BATCH].to(self.device)
+            # (One process: a slice, so no copy of in-memory samples is made.)
+            at = (
+                mine[start : start + EVAL_BATCH]
+                if self.world.active
+                else slice(start, start + EVAL_BATCH)
+            )
+            # Streamed files that fail to decode are left out, as in training, and named.
+            x, y, problems = fetch(split, at)
+            self.batches.unreadable.update(problems)
+            if not len(y):
+                continue
+            x, y = x.to(self.device), y.to(self.device)
             with self._autocast():
                 out = self.model(x)
             loss_sum += self.loss_fn(out.float(), y) * len(y)
             correct += correct_count(self.loss_name, out, y)
+            count += len(y)
         self.model.train()
-        sums = distributed.total(torch.stack([loss_sum, correct.float()]))
-        loss, right = sums.tolist()
-        out = {"loss": loss / len(split)}
+        sums = distributed.total(torch.stack([loss_sum, correct.float(), count]))
+        loss, right, n = sums.tolist()
+        if not n:  # every sample's file failed: no figure is better than a made-up one
+            return {}
+        out = {"loss": loss / n}
         if self.data.is_classification:
-            out["accuracy"] = right / len(split)
+            out["accuracy"] = right / n
         return out
 
     def _epoch_metrics(self, epoch: int) -> dict:

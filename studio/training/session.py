@@ -73,7 +73,9 @@ def train(
     if state is not None:
         distributed.check_resume(state, world)
     if resume is not None:
-        project = resume.project()
+        # The run's project; `project` when the caller gave it (the CLI's, with the
+        # overrides a resumed run may take: how its data is read).
+        project = project if project is not None else resume.project()
         fold, experiment = resume.fold(), resume.experiment()
     with project_folder(base):  # RunBackbone nodes name runs relative to the project
         analysis = analyze(project.network)  # once: the Trainer builds from it too
@@ -138,9 +140,8 @@ def train(
         if is_out_of_memory(err):
             error = StudioError(out_of_memory_sentence(project, analysis, chosen))
         elif worker_stopped(err):
-            error = DataError(
-                f"{worker_stopped(err)} The run is marked failed; its last checkpoint is kept."
-            )
+            kept = " The run is marked failed; its last checkpoint is kept." if run else ""
+            error = DataError(worker_stopped(err) + kept)
         if run is not None and distributed.peer_lost(err):
             run.release()  # another process died: interrupted, resumable, not failed
         elif run is not None:
