@@ -250,6 +250,9 @@ def test_a_loss_near_zero_that_wobbles_is_neither_too_high_a_rate_nor_overfittin
     train_ = [0.138, 1.7e-9, 2e-9, 1.74e-9, 5e-8, 2.39e-7, 3e-7]
     val = [1e-3, 2e-10, 1e-10, 3e-10, 5e-9, 2e-8, 4e-8]
     assert feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), epochs(train_, val)) == []
+    # Seen too, in the dark theme's run of the same data: from 0 back to 2.2e-4.
+    again = [0.138, 1e-5, 0.0, 0.0, 1.2e-4, 1.9e-4, 2.18e-4]
+    assert feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), epochs(again, [0.0] * 7)) == []
     # The same shapes at the scale of a loss that matters are still found.
     scaled = [2.0, 0.5, 0.45, 0.40, 0.65, 0.9, 1.0]
     found = feed(Diagnosis(load_project(BY_NAME["digits_mlp"])), epochs(scaled, [1.0] * 7))

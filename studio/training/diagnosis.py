@@ -45,9 +45,11 @@ LOW_UPDATE = 1e-4  # update/weight ratio far below the ~1e-3 of a network that l
 GOOD_UPDATE = 1e-3
 FLAT_WINDOW = 100  # steps of loss the low-learning-rate test needs
 # A loss climbing back counts only when it gives back this share of what training had
-# gained: a loss near zero (1e-9) wobbles by orders of magnitude with nothing lost, while
-# the overfitting demo's validation loss gives back 3.5% of its gain over 30 epochs.
-GIVE_BACK = 1e-3
+# gained. A network that has learned its data wobbles near zero by orders of magnitude with
+# nothing lost (seen: 1.7e-9 → 2.4e-7, and 0 → 2.2e-4 after 0.14, 0.16% of the gain, both
+# at 100% validation accuracy), while the overfitting demo's validation loss gives back
+# 3.5% of its gain over 30 epochs.
+GIVE_BACK = 0.01
 # Fixes are applied in this order; the first finding to set a field of a node wins.
 FIX_ORDER = (
     "diverged",
