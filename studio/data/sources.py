@@ -144,12 +144,15 @@ def load_images(
     mode, hw = _image_geometry(request)
     workers = request.settings["workers"] or min(8, os.cpu_count() or 1)
 
+    storage = request.settings["storage"]
+    # Streamed: the header now (is it an image, is it too large), the pixels per batch.
+    stream = storage == "stream" and root is not None
+    check = header_or_why if stream else decode_or_why
+
     def one(path: Path):
-        return decode_or_why(path, mode, hw)
+        return check(path, mode, hw)
 
     arrays, kept, skipped = [], [], []
-    storage = request.settings["storage"]
-    stream = storage == "stream"
     # PIL warns about a huge image and decodes it anyway; as an error it lands in the
     # skipped-files report instead. The filter is process-wide (warnings has no per-thread
     # filters before Python 3.14), so it is set only while these decoders run.
@@ -159,11 +162,6 @@ def load_images(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return (*cache.decoded(root, paths, mode, hw, one, workers, request.progress), "disk")
-    if stream and root is not None:
-
-        def one(path: Path):  # noqa: F811 (stream: the header now, the pixels per batch)
-            return header_or_why(path, mode, hw)
-
     with (
         warnings.catch_warnings(),
         ThreadPoolExecutor(max_workers=workers) as pool,
@@ -177,7 +175,7 @@ def load_images(
                 kept.append(i)
             if request.progress and (i % 64 == 0 or i == len(paths) - 1):
                 request.progress(i + 1, len(paths))
-    if stream and root is not None:
+    if stream:
         from studio.data.stream import FileImages
 
         return FileImages([paths[i] for i in kept], mode, hw), kept, skipped, "stream"

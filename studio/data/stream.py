@@ -7,7 +7,7 @@ every image every epoch; the disk cache (studio/data/cache.py) decodes once inst
 
 At load time every file is only opened (its header read: is it an image, is it too
 large), so a folder of 50,000 files is ready in seconds; a file whose pixels turn out
-damaged when a batch decodes it is left out of that batch and named (`failed`), and the
+damaged when a batch decodes it is left out of that batch and named by `read`, and the
 trainer reports it as a finding.
 """
 
@@ -30,8 +30,6 @@ class FileImages(ImageRows):
         self.paths = [str(p) for p in paths]
         self.mode, self.hw = mode, tuple(hw)
         self.shape = (len(self.paths), 3 if mode == "RGB" else 1, *self.hw)
-        # Files that could not be decoded when a batch read them: path -> why.
-        self.failed: dict[str, str] = {}
 
     def read(self, rows) -> tuple[torch.Tensor, list[tuple[int, str, str]]]:
         """(the rows' pixels, [(position in `rows`, file, why) for files that failed]);
@@ -47,7 +45,6 @@ class FileImages(ImageRows):
                 pixels, why = decode_or_why(Path(self.paths[row]), self.mode, self.hw)
                 if pixels is None:
                     problems.append((i, self.paths[row], why))
-                    self.failed[self.paths[row]] = why
                 else:
                     out[i] = pixels
         return torch.from_numpy(out), problems

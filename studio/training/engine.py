@@ -297,13 +297,8 @@ class Trainer:
 
     def _autocast(self):
         if self.autocast_dtype is None:
-            return contextlib.nullcontext()
+            return _NO_AUTOCAST  # (a nullcontext is reusable: not a new one per step)
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
-    @property
-    def _step_autocast(self):
-        # fp32: one shared no-op context (nullcontext is reusable), not a new one per step.
-        return _NO_AUTOCAST if self.autocast_dtype is None else self._autocast()
 
     def request_stop(self, status: str, reason: str) -> None:
         """Stop after the current step (from a callback, a listener or the diagnosis)."""
@@ -571,7 +566,7 @@ class Trainer:
         y = y.to(self.device, non_blocking=True)
         for cb in hooks["on_train_batch_start"]:
             cb.on_train_batch_start(self, step)
-        with self._step_autocast:
+        with self._autocast():
             out = self.forward(x)
             loss = self.loss_fn(out.float(), y)
         reported, together = loss.detach(), None
