@@ -115,3 +115,51 @@ def test_with_a_budget_some_steps_stay_free_of_probes_to_measure_a_plain_step():
     probed = np.concatenate([e["step"] for e in events if e["type"] == "gradients"])
     missing = sorted(set(range(int(probed.max()) + 1)) - set(probed.tolist()))
     assert missing and np.all(np.diff([-1, *missing]) <= QUIET_EVERY)
+
+
+def test_copying_a_probes_numbers_to_the_host_counts_against_its_budget(monkeypatch):
+    """A probe's numbers are copied over at flushes, outside the steps the budget times;
+    that copy is the probe's cost too, charged to its next run."""
+    import time
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from studio.training import monitors as monitors_module
+    from studio.training.monitors import Probing
+
+    project = mlp_project(2, 16, "relu", {"name": "kaiming_normal"})
+    project.training["monitors"].update(budget=0.5, histograms_every=1)
+    trainer = Trainer(project)
+    model, monitors = trainer.model, trainer.monitors
+    probing, seen = Probing(monitors), SimpleNamespace(step_seconds=0.001)
+    x, y = trainer.data.train.x[:32], trainer.data.train.y[:32]
+
+    def step(at: int) -> None:
+        probing.on_train_batch_start(seen, at)
+        loss = F.cross_entropy(model(x), y)
+        probing.on_before_backward(seen, at, loss.detach())
+        model.zero_grad()
+        loss.backward()
+        probing.on_after_backward(seen, at)
+        probing.on_before_optimizer_step(seen, at)
+        probing.on_after_optimizer_step(seen, at)
+        probing.on_step_end(seen, at)
+
+    step(0)  # every probe runs at step 0, histograms included
+    copies, real = [], monitors_module._host_hist
+
+    def slow_copy(pair):
+        copies.append(1)
+        time.sleep(0.02)
+        return real(pair)
+
+    monkeypatch.setattr(monitors_module, "_host_hist", slow_copy)
+    spent = monitors._spent
+    assert any(e.type == "histograms" for e in monitors.flush())
+    at = 1
+    while not monitors.schedules["histograms"].due(at):
+        step(at)
+        at += 1
+    step(at)  # the histogram probe runs again: the copy's time is charged to it
+    assert copies and monitors._spent - spent >= 0.02 * len(copies)

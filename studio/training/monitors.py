@@ -262,7 +262,13 @@ class Monitors:
         self._old_weights: list[torch.Tensor] | None = None
         self._norm_seconds = 0.0
         self._direct: dict[str, float] = {}  # probe → seconds its timers saw this step
+        # Seconds each probe's numbers took to copy over at flushes, charged to its next run.
+        self._flush_debt: dict[str, float] = {}
         self._quiet = False
+        # The first step any probe is due at; before it a step skips the probes' hooks
+        # (six calls a step, ~1% of a tiny network's step when each did its checks).
+        self._next_due = 0
+        self.probing = False  # whether this step may run a probe (set by begin_step)
         self._last_plain = -1  # the last step no probe ran in
         self._signal_step: int | None = None  # the step the signal probe is hooked into
         self._signal_kind = "activations"  # or "opening": counting ReLU units only
@@ -299,13 +305,18 @@ class Monitors:
     def begin_step(self, step: int) -> None:
         """Before the forward pass: decide whether this step is a plain one, and hook
         the signal probe in when it is due."""
-        self._direct = {}
+        if self._direct:
+            self._direct = {}
+        self._signal_step = None
+        self.probing = self.enabled and (step >= self._next_due or self.signal.opening)
+        if not self.probing:
+            self._quiet = False
+            return
         self._quiet = (
             self.budget > 0
             and step - self._last_plain >= QUIET_EVERY
             and any(s.due(step) for s in self.schedules.values())
         )
-        self._signal_step = None
         if self.signal.idle:
             return
         if self.wants("activations", step):
@@ -340,10 +351,16 @@ class Monitors:
             self._last_plain = step
             return
         plain = self.clock.plain or seconds
+        if self._flush_debt:
+            # What the last flushes spent on this probe's numbers is part of its cost.
+            for kind in self._direct.keys() & self._flush_debt.keys():
+                self._direct[kind] += self._flush_debt.pop(kind)
         for kind, cost in self.clock.shares(seconds, self._direct).items():
             self._spent += cost
             if kind in self.schedules:  # the opening window's unit counts have none
                 self.schedules[kind].ran(step, cost, plain)
+        self._next_due = min(s.next_step for s in self.schedules.values())
+        self._direct = {}
 
     # -- gradients (shared with clipping) ---------------------------------------------
     def norms(self, step: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -443,7 +460,9 @@ class Monitors:
         """Copy what is pending to the host as plain numpy events."""
         # The signal first: the diagnosis judges gradients by the back-propagated profile
         # when it has one, and by the weight gradients alone otherwise.
+        clock = time.perf_counter()
         p, out = self.pending, self.signal.flush(self.names)
+        clock = self._owe("activations", clock, bool(out))
         if p.grad_norms:
             out.append(
                 events.Gradients(
@@ -452,6 +471,7 @@ class Monitors:
                     frozen=np.stack(p.grad_frozen),  # (steps, layers): NaN norm = frozen
                 )
             )
+            clock = self._owe("gradients", clock)
         if p.weight_norms:
             out.append(
                 events.Weights(
@@ -461,6 +481,7 @@ class Monitors:
                     frozen=np.stack(p.weight_frozen),
                 )
             )
+            clock = self._owe("weights", clock)
         for entry in p.histograms:
             out.append(
                 events.Histograms(
@@ -469,8 +490,17 @@ class Monitors:
                     gradients={k: _host_hist(v) for k, v in entry["gradients"].items()},
                 )
             )
+        if p.histograms:
+            self._owe("histograms", clock)
         self.pending = Pending()
         return out
+
+    def _owe(self, kind: str, since: float, sent: bool = True) -> float:
+        """Charge the time since `since` (copying `kind`'s numbers over) to its next run."""
+        now = time.perf_counter()
+        if sent and self.budget > 0:
+            self._flush_debt[kind] = self._flush_debt.get(kind, 0.0) + now - since
+        return now
 
 
 def _histogram(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -512,12 +542,16 @@ class Probing(Callback):
 
     def on_after_backward(self, trainer, step: int) -> None:
         monitors = self.monitors
+        if not monitors.probing:
+            return
         monitors.backward_done()
         if monitors.wants("gradients", step):  # as back-propagated, before any clipping
             monitors.record_gradients(step, monitors.norms(step)[1])
 
     def on_before_optimizer_step(self, trainer, step: int) -> None:
         monitors = self.monitors
+        if not monitors.probing:
+            return
         if monitors.wants("histograms", step):  # the gradients the update will use
             monitors.record_histograms(step)
         monitors.before_update(step)
