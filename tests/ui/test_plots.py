@@ -581,3 +581,32 @@ def test_a_log_axis_within_one_decade_labels_a_few_ticks_not_every_mantissa(qtbo
     ((_, values),) = axis.logTickValues(math.log10(0.3), math.log10(5), 200, None)
     labels = axis.logTickStrings(values, 1, 1)
     assert labels == ["5", "10⁰", "2", "5"]
+
+
+def test_a_title_too_long_for_a_narrow_plot_is_worded_shorter_with_the_whole_in_a_tooltip(qtbot):
+    """At 1366x768 the flow and update-ratio titles were clipped mid-word (issue 10)."""
+    import re
+
+    from PySide6.QtGui import QFontMetrics
+
+    from ui.plots import style as plot_style
+    from ui.plots.weights import WeightPlot
+
+    def shown(plot) -> str:
+        return re.sub(r"<[^>]+>", "", plot.titleLabel.text)
+
+    panel = WeightPlot()
+    qtbot.addWidget(panel)
+    panel.resize(1000, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    plot = panel.plot
+    assert shown(plot) == "Update / weight ratio per layer"
+    assert panel.widgets[0].toolTip() == ""
+    panel.resize(250, 300)
+    qtbot.waitUntil(lambda: shown(plot) != "Update / weight ratio per layer")
+    metrics = QFontMetrics(plot_style.font(9, bold=True))
+    assert metrics.horizontalAdvance(shown(plot)) <= plot.getViewBox().width()
+    assert panel.widgets[0].toolTip() == "Update / weight ratio per layer"
+    panel.resize(1000, 300)  # room again: the whole title comes back
+    qtbot.waitUntil(lambda: shown(plot) == "Update / weight ratio per layer")

@@ -16,7 +16,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
 
 from ui.plots import style
-from ui.plots.base import PlotPanel
+from ui.plots.base import PlotPanel, show_title
 from ui.plots.history import RunHistory
 from ui.plots.layer_lines import LayerLines, depth_colors
 
@@ -101,10 +101,7 @@ class ActivationPlot(PlotPanel):
         self.means.ensure(names, colours)
         title = fraction_title(h.activation_kinds)
         if self.fraction_plot._studio["title"] != title:
-            self.fraction_plot._studio["title"] = title
-            self.fraction_plot.setTitle(
-                title, color=style.palette().foreground, size="9pt", bold=True
-            )
+            show_title(self.fraction_plot, title)
         if len(h.act_fraction) == 0:
             self.fractions.clear()
             self.means.clear()

@@ -10,10 +10,12 @@ the last redraw, so a 30 Hz timer costs nothing while nothing new arrives.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from ui.plots import style
@@ -167,7 +169,7 @@ class PlotPanel(QWidget):
     # -- building ---------------------------------------------------------------------------
     def add_plot(
         self,
-        title: str = "",
+        title: str | tuple[str, ...] = "",
         y_label: str = "",
         log_y: bool = False,
         stretch: int = 1,
@@ -181,7 +183,6 @@ class PlotPanel(QWidget):
         widget = pg.PlotWidget(axisItems=axes)
         widget.setMinimumHeight(MIN_PLOT_HEIGHT)
         plot = widget.getPlotItem()
-        plot.setTitle(title)
         plot.setLabel("left", y_label)
         plot.setLabel("bottom", x_label)
         # Peak downsampling and clipping are pyqtgraph's own guards for long series; the
@@ -204,11 +205,12 @@ class PlotPanel(QWidget):
             plot.ctrl.logYCheck.setEnabled(False)
         grid_item = TickGrid(plot, *grid) if any(grid) else None
         plot._studio = {
-            "title": title,
             "y_label": y_label,
             "x_label": x_label,
             "grid_item": grid_item,
         }
+        show_title(plot, title)
+        plot.getViewBox().sigResized.connect(lambda _box: _fit_title(plot))
         self._layout.addWidget(widget, stretch)
         self.plots.append(plot)
         self.widgets.append(widget)
@@ -249,10 +251,8 @@ class PlotPanel(QWidget):
         for widget, plot in zip(self.widgets, self.plots):
             widget.setBackground(pal.background)
             info = getattr(plot, "_studio", {})
-            if info.get("title"):
-                plot.setTitle(info["title"], color=pal.foreground, size="9pt", bold=True)
-            else:
-                plot.setTitle(None)
+            info["shown"] = None  # the colour changed: set the title again
+            _fit_title(plot)
             for name in ("left", "bottom"):
                 axis = plot.getAxis(name)
                 axis.setPen(style.pen(pal.muted))
@@ -426,3 +426,40 @@ def _short(label: str) -> str:
         return label
     head = label.split(":", 1)[0]
     return head if len(head) <= MARK_LABEL_CHARS else label[: MARK_LABEL_CHARS - 1] + "…"
+
+
+def show_title(plot: pg.PlotItem, title: str | tuple[str, ...]) -> None:
+    """A plot's title: the first of `title`'s wordings (longest first) that fits the plot's
+    width, or the last one cut short with "…"; the whole title is the plot's tooltip when
+    it does not fit. A narrow plot (1366x768) clipped its title mid-word (issue 10)."""
+    variants = (title,) if isinstance(title, str) else tuple(title)
+    info = plot._studio
+    info["titles"] = variants
+    info["title"] = variants[0] if variants else ""
+    _fit_title(plot)
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"<[^>]+>", "", text)
+
+
+def _fit_title(plot: pg.PlotItem) -> None:
+    info = plot._studio
+    variants = info.get("titles") or ("",)
+    if not variants[0]:
+        if info.get("shown") != "":
+            info["shown"] = ""
+            plot.setTitle(None)
+        return
+    width = plot.getViewBox().geometry().width() - 8  # the title spans the data's column
+    metrics = QFontMetrics(style.font(9, bold=True))
+    chosen = next((v for v in variants if metrics.horizontalAdvance(_plain(v)) <= width), None)
+    if chosen is None:
+        chosen = metrics.elidedText(_plain(variants[-1]), Qt.TextElideMode.ElideRight, int(width))
+    if info.get("shown") == chosen:
+        return
+    info["shown"] = chosen
+    plot.setTitle(chosen, color=style.palette().foreground, size="9pt", bold=True)
+    view = plot.getViewWidget()
+    if view is not None:
+        view.setToolTip("" if chosen == variants[0] else _plain(variants[0]))

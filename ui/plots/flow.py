@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 
 from ui.plots import style
-from ui.plots.base import PlotPanel
+from ui.plots.base import PlotPanel, show_title
 from ui.plots.history import RunHistory
 
 FORWARD, BACKWARD = "forward", "backward"
@@ -120,20 +120,20 @@ class GradientFlowPlot(PlotPanel):
         self._steps = steps
         pal = style.palette()
         where = f"Flow at step {steps[1] + 1}" if steps else "Gradient flow"
-        title = (
-            f"{where}: <span style='color:{pal.validation}'>gradient in</span>"
+        key = (
+            f"<span style='color:{pal.validation}'>gradient in</span>"
             f" · <span style='color:{pal.train}'>output</span>"
         )
-        if self.plot._studio["title"] != title:
-            self.plot._studio["title"] = title
-            self.plot.setTitle(title, color=pal.foreground, size="9pt", bold=True)
+        title = (f"{where}: {key}", f"Step {steps[1] + 1}: {key}" if steps else key, key)
+        if self.plot._studio["titles"] != title:
+            show_title(self.plot, title)
         text = f"layer (dashed: step {steps[0] + 1})" if steps else "layer"
         if self.plot._studio["x_label"] != text:
             self.plot._studio["x_label"] = text
             self.plot.setLabel("bottom", text, color=pal.muted, **{"font-size": "8pt"})
 
     def _restyle(self, pal: style.Palette) -> None:
-        self.plot._studio["title"] = ""
+        self.plot._studio["titles"] = ()  # the title's colours are the palette's
         self._label_steps(self._steps)
         colours = {BACKWARD: pal.validation, FORWARD: pal.train}
         for kind, (start, now) in self.curves.items():

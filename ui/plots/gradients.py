@@ -54,7 +54,12 @@ class GradientNormPlot(PlotPanel):
     def __init__(self, history: RunHistory | None = None, parent=None):
         super().__init__(history, parent)
         self.selected: str | None = None
-        self.lines_plot = self.add_plot(self.title, self.value_label, log_y=True, stretch=3)
+        self.lines_plot = self.add_plot(
+            (self.title, self.title.removesuffix(" per layer")),
+            self.value_label,
+            log_y=True,
+            stretch=3,
+        )
         self.heat_plot = self.add_plot(
             "", "", stretch=2, left_axis=pg.AxisItem("left"), grid=(False, False)
         )

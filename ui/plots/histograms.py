@@ -16,7 +16,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from ui.plots import style
-from ui.plots.base import PlotPanel
+from ui.plots.base import PlotPanel, show_title
 from ui.plots.history import RunHistory, Snapshots
 
 EARLIER = 6  # faded snapshots drawn behind the newest
@@ -127,7 +127,7 @@ class HistogramPlot(PlotPanel):
             for item in earlier:
                 item.clear()
             self.shown_steps[kind] = []
-            self._title(plot, f"{title}" + (f" · {layer}: none yet" if layer else ""))
+            show_title(plot, (f"{title} · {layer}: none yet", title) if layer else title)
             return
         n = len(snaps)
         latest.setData(snaps.edges[-1], snaps.counts[-1], stepMode="center", fillLevel=0)
@@ -148,11 +148,15 @@ class HistogramPlot(PlotPanel):
                 item.clear()
         self.shown_steps[kind] = [snaps.steps[i] for i in older] + [snaps.steps[-1]]
         span = f", outlines from step {snaps.steps[older[0]]}" if older else ""
-        self._title(plot, f"{title} · {layer} · step {snaps.steps[-1]}{span}")
-
-    def _title(self, plot: pg.PlotItem, text: str) -> None:
-        plot._studio["title"] = text
-        plot.setTitle(text, color=style.palette().foreground, size="9pt", bold=True)
+        step = f"step {snaps.steps[-1]}"
+        show_title(
+            plot,
+            (
+                f"{title} · {layer} · {step}{span}",
+                f"{title} · {layer} · {step}",
+                f"{title} · {step}",
+            ),
+        )
 
     def _restyle(self, pal: style.Palette) -> None:
         for kind, item in self.latest.items():

@@ -24,7 +24,9 @@ class WeightPlot(PlotPanel):
     def __init__(self, history: RunHistory | None = None, parent=None):
         super().__init__(history, parent)
         self.selected: str | None = None
-        self.plot = self.add_plot("Update / weight ratio per layer", "‖Δw‖/‖w‖", log_y=True)
+        self.plot = self.add_plot(
+            ("Update / weight ratio per layer", "Update / weight ratio"), "‖Δw‖/‖w‖", log_y=True
+        )
         self.lines = LayerLines(self.plot, on_click=self._clicked)
         self.rule = pg.InfiniteLine(
             pos=RULE_OF_THUMB,
