@@ -87,6 +87,22 @@ def test_the_node_shows_its_health_and_the_numbers_on_hover(qtbot):
     assert item.health is None and "latest run" not in item.toolTip()
 
 
+def test_a_live_run_repaints_a_node_only_when_its_mark_changes(qtbot, monkeypatch):
+    """The marks follow a run at 2 Hz: new digits go to the tooltip without a repaint (every
+    node repainting each time repainted the whole canvas while training)."""
+    window = MainWindow(load_project(EXAMPLES / "digits_mlp.json"))
+    qtbot.addWidget(window)
+    canvas = window.canvas
+    item = canvas.graph_scene.nodes["hidden1"]
+    canvas.set_health({"hidden1": Health("bad", backprop=1e-7, relative=1e-5)})
+    repaints = []
+    monkeypatch.setattr(item, "update", lambda *a: repaints.append(a))
+    canvas.set_health({"hidden1": Health("bad", backprop=1.3e-7, relative=1.2e-5)})
+    assert "1.3e-07" in item.toolTip() and not repaints  # same mark: 10⁻⁵, red
+    canvas.set_health({"hidden1": Health("weak", backprop=1e-3, relative=1e-2)})
+    assert item.health.label == "10⁻²" and repaints
+
+
 def test_the_learning_rate_finder_suggests_a_rate_and_use_this_is_one_undo(qtbot):
     model = DocumentModel(load_project(EXAMPLES / "digits_mlp.json"))
     dialog = LRFinderDialog(model, EXAMPLES)

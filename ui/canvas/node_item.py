@@ -247,12 +247,18 @@ class NodeItem(QGraphicsItem):
         return -style.NODE_WIDTH / 2 + spacing * (index + 1)
 
     def set_health(self, health: Health | None) -> None:
-        def shown(h):  # what the mark and the tooltip say (NaN numbers never compare equal)
-            return None if h is None else (h.level, h.label, h.describe())
+        def drawn(h):  # what the mark shows; the tooltip's finer numbers need no repaint
+            return None if h is None else (h.level, h.label)
 
-        if shown(health) != shown(self.health):
-            self.health = health
+        def told(h):  # (NaN numbers never compare equal: compare the text)
+            return None if h is None else h.describe()
+
+        before, self.health = self.health, health
+        if told(health) != told(before):
             self._set_tooltip()
+        # Only when the mark changes: the marks follow a live run at 2 Hz, and repainting
+        # every node for a tooltip's digits repainted the whole canvas each time.
+        if drawn(health) != drawn(before):
             self.update()
 
     def _set_tooltip(self) -> None:
