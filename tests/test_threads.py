@@ -10,7 +10,7 @@ import sys
 from support import ROOT
 
 SCRIPT = r"""
-import json, torch
+import json, os, torch
 from studio.projectfile import load_project
 from studio.training.engine import Trainer
 from studio.training.threads import run_in_worker, training_threads
@@ -27,6 +27,16 @@ def losses():
 here, _ = losses()
 worker = run_in_worker(losses)
 there, worker_threads = worker.result(timeout=120)
+def policies():  # the worker's and one its OpenMP team runs on (threads it started)
+    import os, threading
+    mine = os.sched_getscheduler(0)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+    t.start(); t.join()
+    return mine, seen[0]
+policy = {"main": os.sched_getscheduler(0) if hasattr(os, "SCHED_BATCH") else None,
+          "batch": getattr(os, "SCHED_BATCH", None),
+          "worker": run_in_worker(policies).result(timeout=60) if hasattr(os, "SCHED_BATCH") else None}
 def failing():
     raise ValueError("boom")
 try:
@@ -35,7 +45,7 @@ try:
 except ValueError:
     raised = True
 print(json.dumps({"full": full, "caller": torch.get_num_threads(), "worker": worker_threads,
-                  "same": here == there, "steps": len(here), "raised": raised}))
+                  "same": here == there, "steps": len(here), "raised": raised, "policy": policy}))
 """
 
 
@@ -49,6 +59,10 @@ def test_a_worker_trains_with_all_cpus_and_the_same_losses():
     assert report["worker"] == report["full"], "the worker gets the process's full count"
     assert report["same"] and report["steps"] == 45
     assert report["raised"], "an error in the worker reaches whoever asks for the result"
+    policy = report["policy"]
+    if policy["batch"] is not None:  # Linux: the GUI thread is not kept waiting by training
+        assert policy["worker"] == [policy["batch"], policy["batch"]]
+        assert policy["main"] != policy["batch"]
 
 
 FIRST_RUN = r"""
