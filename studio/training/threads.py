@@ -21,6 +21,8 @@ the calling thread's OpenMP helpers back to the system, keeps that thread's own 
 on one thread from then on (they are small: a GUI's previews), keeps thread heaps mapped,
 and runs `fn` in a new thread with the intra-op thread count the process started with.
 Training there runs as fast as in the CLI's main thread, and its losses are bit-identical.
+On Linux that thread also gives way to the GUI thread when both want a core
+(`yield_to_the_gui`: SCHED_BATCH), which a machine short of CPU needs to keep painting.
 """
 
 from __future__ import annotations
