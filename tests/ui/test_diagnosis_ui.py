@@ -43,6 +43,10 @@ def test_the_flow_plot_draws_step_0_dashed_and_now_solid(qtbot):
     assert np.allclose(now.getData()[1], np.log10([1e-1, 1.0, 1.0, 2.0]))
     assert list(start.getData()[0]) == [0, 1, 2, 3]
     assert "step 41" in flow.plot._studio["title"] and "step 1" in flow.plot._studio["x_label"]
+    # The longer label is centred under the plot (it grew rightward off the plot before).
+    axis = flow.plot.getAxis("bottom")
+    middle = axis.label.pos().x() + axis.label.boundingRect().width() / 2
+    assert abs(middle - axis.size().width() / 2) <= 2
     with qtbot.waitSignal(plots.layer_clicked) as clicked:
         flow._clicked(now, [now.scatter.points()[1]])
     assert clicked.args == ["dense2"]

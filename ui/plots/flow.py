@@ -131,6 +131,9 @@ class GradientFlowPlot(PlotPanel):
         if self.plot._studio["x_label"] != text:
             self.plot._studio["x_label"] = text
             self.plot.setLabel("bottom", text, color=pal.muted, **{"font-size": "8pt"})
+            # pyqtgraph centres an axis label only when the axis resizes: a longer text
+            # grew rightward from where "layer" was centred and ran off the plot.
+            self.plot.getAxis("bottom").resizeEvent()
 
     def _restyle(self, pal: style.Palette) -> None:
         self.plot._studio["titles"] = ()  # the title's colours are the palette's
