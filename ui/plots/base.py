@@ -9,6 +9,7 @@ the last redraw, so a 30 Hz timer costs nothing while nothing new arrives.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -443,6 +444,12 @@ def _plain(text: str) -> str:
     return re.sub(r"<[^>]+>", "", text)
 
 
+@functools.cache
+def _title_metrics() -> QFontMetrics:
+    """The titles' font metrics, made once (titles are fitted on every histogram redraw)."""
+    return QFontMetrics(style.font(9, bold=True))
+
+
 def _fit_title(plot: pg.PlotItem) -> None:
     info = plot._studio
     variants = info.get("titles") or ("",)
@@ -452,7 +459,7 @@ def _fit_title(plot: pg.PlotItem) -> None:
             plot.setTitle(None)
         return
     width = plot.getViewBox().geometry().width() - 8  # the title spans the data's column
-    metrics = QFontMetrics(style.font(9, bold=True))
+    metrics = _title_metrics()
     chosen = next((v for v in variants if metrics.horizontalAdvance(_plain(v)) <= width), None)
     if chosen is None:
         chosen = metrics.elidedText(_plain(variants[-1]), Qt.TextElideMode.ElideRight, int(width))
