@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 import re
@@ -27,7 +28,7 @@ from studio.projectfile import load_project
 from studio.registry import catalog
 from ui.canvas import LAYER_MIME, GraphCanvas
 from ui.canvas.node_item import NodeItem
-from ui.canvas.view import READABLE_ZOOM
+from ui.canvas.style import OVERVIEW_ZOOM, READABLE_ZOOM
 from ui.document import DocumentModel
 
 pytestmark = pytest.mark.gui
@@ -574,13 +575,40 @@ def test_center_on_and_fit(canvas):
     for item in canvas.graph_scene.nodes.values():
         assert visible.contains(item.sceneBoundingRect())
     assert canvas.transform().m11() <= 1.0
-    # Too tall to fit legibly: keep a readable zoom and show the top of the network.
+    # Too big for the full faces: the whole network in the overview faces.
     canvas.resize(400, 300)
     canvas.fit_to_view()
     visible = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
-    assert canvas.transform().m11() == pytest.approx(READABLE_ZOOM)
+    assert OVERVIEW_ZOOM <= canvas.transform().m11() < READABLE_ZOOM
+    for item in canvas.graph_scene.nodes.values():
+        assert visible.contains(item.sceneBoundingRect())
+    # Too big even for those: the least readable zoom, showing the top of the network.
+    canvas.resize(200, 150)
+    canvas.fit_to_view()
+    visible = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
+    assert canvas.transform().m11() == pytest.approx(OVERVIEW_ZOOM)
     assert visible.contains(canvas.node_item("image").sceneBoundingRect())
     assert not visible.contains(canvas.node_item("classes").sceneBoundingRect())
+
+
+def test_the_overview_face_says_as_much_as_fits(canvas):
+    from studio.training.health import Health
+    from ui.canvas import style
+    from ui.canvas.node_item import overview_lines
+
+    face = canvas.node_item("classes").face
+    line = style.OVERVIEW_LINE_PX
+    assert overview_lines(face, None, 80, line - 4) == []  # no room for a line of text
+    assert overview_lines(face, None, 20, 3 * line) == []  # nor across
+    assert overview_lines(face, None, 80, line + 2) == [("classes", True)]
+    assert overview_lines(face, None, 80, 2 * line + 2) == [("Output", True), ("classes", False)]
+    three = overview_lines(face, None, 80, 3 * line + 2)
+    assert three[2] == (face.shape_text, False) and face.shape_text
+    # What is wrong comes before the shape.
+    dead = Health("bad", dead=0.4)
+    assert overview_lines(face, dead, 80, 3 * line + 2)[2] == (dead.label, False)
+    broken = dataclasses.replace(face, error="input 64, expected 32")
+    assert overview_lines(broken, dead, 80, 3 * line + 2)[2] == ("error", False)
 
 
 def test_f_fits_the_network_in_view(canvas):

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit, QWidget
 from test_window import EXAMPLES, window_with
 
 from studio.commands import SetNodeFields, SetSettings
 from studio.projectfile import load_project
 from studio.training.session import train
+from ui.canvas.style import READABLE_ZOOM
 from ui.export_dialog import INSTALLATION, ExportDialog
 from ui.findings import FindingsPanel
 from ui.window import runs_root
@@ -336,16 +338,45 @@ def test_the_eta_counts_from_the_first_steps_not_from_the_press(qtbot, monkeypat
     assert window.eta.text() == "ETA 1 min 30 s"
 
 
-def test_fit_to_view_keeps_the_node_text_readable_on_a_deep_network(qtbot):
+def _shows_whole_and_readable(canvas) -> None:
+    """Every node inside the view, and its text at 9 px or more on screen: the full face
+    at a readable zoom, else the overview face naming at least the node's id."""
     from PySide6.QtGui import QFontInfo
 
     from ui.canvas import style
+    from ui.canvas.node_item import overview_lines
 
+    zoom = canvas.transform().m11()
+    visible = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
+    smallest = QFontInfo(style.current().small_font).pixelSize()
+    for nid, item in canvas.graph_scene.nodes.items():
+        assert visible.contains(item.sceneBoundingRect()), nid
+        if zoom >= style.READABLE_ZOOM:
+            assert smallest * zoom >= 9, nid
+        else:
+            rect = item.rect()
+            lines = overview_lines(item.face, None, rect.width() * zoom, rect.height() * zoom)
+            assert nid in [text for text, _ in lines], nid
+            assert style.OVERVIEW_TEXT_PX >= 9
+
+
+def test_a_deep_network_is_shown_whole_and_readable_at_1366x768(qtbot):
+    # The 23 layers in a canvas ~250 px tall: at a readable zoom for the full faces only
+    # six of them showed; the overview faces show all, and each says its id.
     window = window_with(qtbot, "deep_sigmoid_mlp")
     window.resize(1366, 768)
-    window.canvas.fit_to_view()
-    body = QFontInfo(style.current().body_font).pixelSize()
-    assert body * window.canvas.transform().m11() >= 9  # pixels on screen (was ~7)
+    qtbot.wait(50)  # the window sizes its docks after the show
+    canvas = window.canvas
+    assert canvas.transform().m11() < READABLE_ZOOM  # the docks left too little room
+    _shows_whole_and_readable(canvas)  # on open, through the window's resizes: no F
+    canvas.scale(2.5, 2.5)  # the person zooms in: a resize keeps their view
+    zoomed = canvas.transform().m11()
+    window.resize(1300, 760)
+    qtbot.wait(50)
+    assert canvas.transform().m11() == pytest.approx(zoomed)
+    canvas.setFocus()
+    QTest.keyClick(canvas, Qt.Key_F)
+    _shows_whole_and_readable(canvas)
 
 
 def test_the_inspector_shows_only_the_normalization_fields_that_apply(qtbot):

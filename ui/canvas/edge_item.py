@@ -184,7 +184,7 @@ class EdgeItem(QGraphicsItem):
         painter.drawPath(self._path)
         if self.label and not self._label_rect.isNull():
             lod = option.levelOfDetailFromTransform(painter.worldTransform())
-            if lod < 0.35:
+            if lod < style.READABLE_ZOOM:  # too small to read: the nodes' overview says it
                 return
             painter.setPen(QPen(colour, 1.0))
             painter.setBrush(s.edge_label_bg)

@@ -19,7 +19,7 @@ import html
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyle, QStyleOptionGraphicsItem
 
 from studio.analysis import LayerInfo
@@ -92,6 +92,30 @@ def option_line(node: Node, layer: LayerType | None) -> str:
         if node.dropout:
             parts.append(f"drop {node.dropout:g}")
     return " · ".join(parts)
+
+
+def overview_lines(
+    face: NodeFace, health: Health | None, width_px: float, height_px: float
+) -> list[tuple[str, bool]]:
+    """What a node's overview face says, as (text, bold) lines, given its size on screen
+    in pixels: as many lines of style.OVERVIEW_TEXT_PX text as fit, the most telling first.
+    One line: the id ("dense7" names the layer and its kind); two: the type and the id; a
+    third says what is wrong (an error, the health mark's label) or else the output shape."""
+    rows = int((height_px + 1) // style.OVERVIEW_LINE_PX)  # the last line's leading may go
+    if rows < 1 or width_px < 3 * style.OVERVIEW_TEXT_PX:
+        return []
+    if rows == 1:
+        return [(face.node_id, True)]
+    lines = [(face.type_name, True), (face.node_id, False)]
+    if face.error:
+        third = "error"
+    elif health is not None and health.level and health.label:
+        third = health.label
+    else:
+        third = face.shape_text
+    if rows >= 3 and third:
+        lines.append((third, False))
+    return lines
 
 
 def make_face(
@@ -349,6 +373,9 @@ class NodeItem(QGraphicsItem):
             painter.setBrush(Qt.NoBrush)
             painter.drawRoundedRect(rect.adjusted(-5, -5, 5, 5), style.CORNER + 3, style.CORNER + 3)
 
+        if lod < style.READABLE_ZOOM:
+            self._paint_overview(painter, s, rect, lod, selected)
+            return
         # A soft shadow without QGraphicsDropShadowEffect, which would re-blur on every frame.
         painter.setPen(Qt.NoPen)
         for dy, grow in ((3.0, 1.5), (1.5, 0.5)):
@@ -395,10 +422,60 @@ class NodeItem(QGraphicsItem):
 
         if self.health is not None and self.health.level:
             self._paint_health_strip(painter, rect)
-        if lod >= 0.35:  # below that the text is unreadable anyway; skip it for speed
-            self._paint_text(painter, s, rect)
+        self._paint_text(painter, s, rect)
         if face.error:
-            self._paint_badge(painter, s, rect)
+            self._paint_badge(painter, s, rect.topRight() + QPointF(-1, 1))
+
+    def _paint_overview(
+        self, painter, s: style.CanvasStyle, rect: QRectF, lod: float, selected: bool
+    ) -> None:
+        """Zoomed out past reading the full face: the node filled in its group colour with
+        its type and id in text of a fixed size on screen (see `overview_lines`); so a deep
+        network fitted into a small canvas still reads, as in Blender's or Unreal's editors."""
+        face = self.face
+        px = 1.0 / lod  # one screen pixel, in scene units
+        body = QPainterPath()
+        body.addRoundedRect(rect, style.CORNER, style.CORNER)
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(QColor(style.FROZEN_HEADER) if face.frozen else s.group_colour(face.group))
+        painter.drawPath(body)
+        strip = 0.0
+        if self.health is not None and self.health.level:
+            strip = min(HEALTH_STRIP * px, rect.width() / 5)
+            clip = QPainterPath()
+            clip.addRect(QRectF(rect.left(), rect.top(), strip, rect.height()))
+            painter.setBrush(QColor(HEALTH_COLOURS[self.health.level]))
+            painter.drawPath(body.intersected(clip))
+        if selected:
+            painter.setPen(QPen(s.accent, 2.5 * px))
+        elif face.error:
+            painter.setPen(QPen(s.error, 2.5 * px))
+        else:
+            painter.setPen(QPen(s.node_border, 1.0 * px))
+        painter.setBrush(Qt.NoBrush)
+        painter.drawPath(body)
+        # From here on one unit is one screen pixel, so the text keeps its size on screen.
+        painter.save()
+        painter.translate(rect.topLeft())
+        painter.scale(px, px)
+        width, height = rect.width() * lod, rect.height() * lod
+        lines = overview_lines(face, self.health, width, height)
+        pad = 3.0 + strip * lod
+        top = (height - len(lines) * style.OVERVIEW_LINE_PX) / 2
+        painter.setPen(s.header_text)
+        for i, (text, bold) in enumerate(lines):
+            font = QFont(s.title_font)
+            font.setPixelSize(style.OVERVIEW_TEXT_PX)
+            font.setBold(bold)
+            painter.setFont(font)
+            box = QRectF(
+                pad, top + i * style.OVERVIEW_LINE_PX, width - pad - 3, style.OVERVIEW_LINE_PX
+            )
+            shown = QFontMetricsF(font).elidedText(text, Qt.ElideMiddle, box.width())
+            painter.drawText(box, Qt.AlignHCenter | Qt.AlignVCenter, shown)
+        if face.error:
+            self._paint_badge(painter, s, QPointF(width - 1, 1))
+        painter.restore()
 
     def _paint_text(self, painter, s: style.CanvasStyle, rect: QRectF) -> None:
         face = self.face
@@ -557,8 +634,7 @@ class NodeItem(QGraphicsItem):
             painter.setPen(pen)
             painter.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
 
-    def _paint_badge(self, painter, s: style.CanvasStyle, rect: QRectF) -> None:
-        centre = QPointF(rect.right() - 1, rect.top() + 1)
+    def _paint_badge(self, painter, s: style.CanvasStyle, centre: QPointF) -> None:
         painter.setPen(QPen(s.node_body, 1.5))
         painter.setBrush(QBrush(s.error))
         painter.drawEllipse(centre, 8, 8)

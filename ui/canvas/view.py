@@ -26,6 +26,7 @@ from ui.canvas.edge_item import DragLine, EdgeItem
 from ui.canvas.node_item import NodeItem
 from ui.canvas.port_item import IN, OUT, PortItem
 from ui.canvas.scene import GraphScene
+from ui.canvas.style import OVERVIEW_ZOOM, READABLE_ZOOM
 
 LAYER_MIME = "application/x-studio-layer"
 
@@ -36,11 +37,6 @@ _OWN_KEYS = (
     QKeySequence.StandardKey.SelectAll,
     QKeySequence.StandardKey.Delete,
 )
-
-
-# Below this zoom the node text is too small to read: the body text (8.3 pt, ~11 px) stays
-# at 9 px or more (at 0.6 it was ~7 px, which a newcomer could not read).
-READABLE_ZOOM = 0.85
 
 
 class GraphCanvas(QGraphicsView):
@@ -73,6 +69,7 @@ class GraphCanvas(QGraphicsView):
         self._clipboard: dict | None = None  # used when the system clipboard is unavailable
         self._paste_count = 0
         self._fit_pending = True
+        self._fitted_view: tuple[float, float, float] | None = None  # see fit_to_view
         model.project_replaced.connect(self._on_project_replaced)
 
     # -- public API ------------------------------------------------------------------------
@@ -87,8 +84,18 @@ class GraphCanvas(QGraphicsView):
         return self._scene.edges.get(edge)
 
     def fit_to_view(self) -> None:
-        """Show the whole network, no larger than 100 % (a small net stays readable)."""
+        """Show the whole network, no larger than 100 % (a small net stays readable);
+        below READABLE_ZOOM the nodes show their overview face (style.OVERVIEW_ZOOM).
+        Until the person zooms or pans, a resize of the canvas fits it again."""
         self._fit_pending = False
+        self._fit()
+        self._fitted_view = self._view_state()
+
+    def _view_state(self) -> tuple[float, float, float]:
+        centre = self.mapToScene(self.viewport().rect().center())
+        return (self.transform().m11(), centre.x(), centre.y())
+
+    def _fit(self) -> None:
         rect = QRectF()
         for item in self._scene.nodes.values():
             rect = rect.united(item.sceneBoundingRect())
@@ -99,14 +106,14 @@ class GraphCanvas(QGraphicsView):
         rect.adjust(-40, -40, 40, 40)
         self.fitInView(rect, Qt.KeepAspectRatio)
         zoom = self.transform().m11()
-        if zoom >= READABLE_ZOOM:
+        if zoom >= OVERVIEW_ZOOM:
             if zoom > 1.0:
                 self._set_zoom(1.0)
             self.centerOn(rect.center())
             return
-        # A deep network would shrink past reading: keep the text legible, show the top left
-        # (the Input) and let the person scroll the rest; Auto Layout wraps it to fit.
-        self._set_zoom(READABLE_ZOOM)
+        # Too big even for the overview faces to be read: show the top left (the Input) at
+        # the least readable zoom and let the person scroll; Auto Layout wraps it to fit.
+        self._set_zoom(OVERVIEW_ZOOM)
         visible = self.mapToScene(self.viewport().rect()).boundingRect()
         x = (
             rect.center().x()
@@ -290,6 +297,17 @@ class GraphCanvas(QGraphicsView):
         super().showEvent(event)
         if self._fit_pending:
             self.fit_to_view()
+
+    def resizeEvent(self, event):
+        # The window sizes its docks after the first show, and a person resizes it: a view
+        # still as the last fit left it (the resize keeps its centre) is fitted again, so a
+        # network shown whole stays whole; one the person zoomed or panned is left alone.
+        super().resizeEvent(event)
+        fitted = self._fitted_view
+        if fitted is not None and not self._fit_pending:
+            zoom, x, y = self._view_state()
+            if zoom == fitted[0] and abs(x - fitted[1]) < 2 and abs(y - fitted[2]) < 2:
+                self.fit_to_view()
 
     def changeEvent(self, event):
         if event.type() in (
