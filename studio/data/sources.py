@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from studio import free_memory
+from studio.cpus import usable_cpus
 from studio.data.decode import IMAGE_SUFFIXES, decode_or_why, header_or_why
 from studio.errors import DataError
 
@@ -142,7 +143,7 @@ def load_images(
     from PIL import Image
 
     mode, hw = _image_geometry(request)
-    workers = request.settings["workers"] or min(8, os.cpu_count() or 1)
+    workers = request.settings["workers"] or min(8, usable_cpus())
 
     storage = request.settings["storage"]
     # Streamed: the header now (is it an image, is it too large), the pixels per batch.

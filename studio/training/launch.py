@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from studio.cpus import usable_cpus
 from studio.errors import StudioError
 
 # Options of `studio train` that are the launcher's, not the processes'.
@@ -69,8 +70,8 @@ def launch(args, argv: list[str]) -> int:
 
     if args.nproc < 1:
         raise StudioError("--nproc must be 1 or more.")
-    # Each process gets its share of the CPU's threads (torchrun would give each one).
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    # Each process gets its share of the CPUs it may use (torchrun would give each one).
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // args.nproc)))
     # Its agent's own log lines (signals forwarded, workers closed, a worker failed) say
     # what the one sentence below says.
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)

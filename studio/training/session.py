@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.analysis import analyze
+from studio.cpus import fit_torch_threads
 from studio.data.loader import worker_stopped
 from studio.data.prepare import PreparedData
 from studio.data.resampling import Fold
@@ -64,6 +65,7 @@ def train(
     `listeners` hear every event (studio/training/events.py); `callbacks` hook into the
     loop (studio/training/callbacks.py), their `on_event` after the listeners."""
     listeners = list(listeners)
+    fit_torch_threads()  # a container's CPU quota, not the machine's cores (studio/cpus.py)
     world = distributed.current()
     if not world.main:
         # One of several data-parallel processes: rank 0 keeps the run folder, the

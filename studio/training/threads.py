@@ -36,6 +36,8 @@ from typing import Any
 
 import torch
 
+from studio.cpus import fit_torch_threads
+
 OMP_PAUSE_SOFT = 1
 M_TOP_PAD = -2  # mallopt parameter (glibc malloc.h)
 HEAP_PAD = 64 << 20  # glibc's per-thread heaps are at most 64 MiB: keep a whole one
@@ -80,11 +82,12 @@ def release_openmp_threads() -> int:
 
 
 def training_threads() -> int:
-    """The intra-op thread count training threads get: torch's, as first seen here."""
+    """The intra-op thread count training threads get: torch's, as first seen here,
+    lowered to a CPU quota (`studio.cpus.fit_torch_threads`)."""
     global _training_threads
     with _lock:
         if _training_threads is None:
-            _training_threads = torch.get_num_threads()
+            _training_threads = fit_torch_threads()
         return _training_threads
 
 
