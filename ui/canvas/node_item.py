@@ -474,7 +474,8 @@ class NodeItem(QGraphicsItem):
             shown = QFontMetricsF(font).elidedText(text, Qt.ElideMiddle, box.width())
             painter.drawText(box, Qt.AlignHCenter | Qt.AlignVCenter, shown)
         if face.error:
-            self._paint_badge(painter, s, QPointF(width - 1, 1))
+            # Inside the corner: the item's cached pixmap ends a few scene units outside.
+            self._paint_badge(painter, s, QPointF(width - 7, 7), radius=6.0)
         painter.restore()
 
     def _paint_text(self, painter, s: style.CanvasStyle, rect: QRectF) -> None:
@@ -634,10 +635,13 @@ class NodeItem(QGraphicsItem):
             painter.setPen(pen)
             painter.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
 
-    def _paint_badge(self, painter, s: style.CanvasStyle, centre: QPointF) -> None:
+    def _paint_badge(
+        self, painter, s: style.CanvasStyle, centre: QPointF, radius: float = 8.0
+    ) -> None:
         painter.setPen(QPen(s.node_body, 1.5))
         painter.setBrush(QBrush(s.error))
-        painter.drawEllipse(centre, 8, 8)
+        painter.drawEllipse(centre, radius, radius)
         painter.setPen(QColor("#ffffff"))
         painter.setFont(s.title_font)
-        painter.drawText(QRectF(centre.x() - 8, centre.y() - 8, 16, 16), Qt.AlignCenter, "!")
+        box = QRectF(centre.x() - radius, centre.y() - radius, 2 * radius, 2 * radius)
+        painter.drawText(box, Qt.AlignCenter, "!")
