@@ -10,7 +10,8 @@ the key parameters, the compact per-layer options line, and a band with the para
 count and the output shape; the output port sits on the bottom edge. A backbone node can
 be opened (▸ in its header, or a double-click) to list its stages between the options
 line and the band, frozen stages greyed; which nodes are open is view state, kept by the
-scene.
+scene. Zoomed out past reading (style.READABLE_ZOOM), a node draws an overview face
+instead: its group colour, and its type and id in text that keeps its size on screen.
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ ZOOM_MIN, ZOOM_MAX = 0.15, 3.0
 # Below READABLE_ZOOM a node's full face is too small to read (its body text, 8.3 pt, was
 # ~7 px at 0.6): nodes then draw an overview face instead — filled in their group colour,
 # type and id in text of a fixed size on screen — as Blender's and Unreal's node editors do
-# when zoomed out. OVERVIEW_ZOOM is the least zoom at which that face still holds a node's
-# id, and so the least at which Fit to View shows a whole network.
+# when zoomed out. OVERVIEW_ZOOM is the least zoom at which that face still has room for a
+# line of text (a long id cut in the middle: "br…x3"), and so the least at which Fit to
+# View shows a whole network.
 READABLE_ZOOM = 0.85
 OVERVIEW_ZOOM = 0.28
 OVERVIEW_TEXT_PX = 11  # the overview face's text, in screen pixels
