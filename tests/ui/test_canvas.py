@@ -321,6 +321,25 @@ def test_rubber_band_selects_what_it_covers(canvas, model):
     assert model.project.view.positions["stem"] == [0.0, 110.0]  # nothing moved
 
 
+def test_a_rubber_band_selects_an_edge_only_with_both_its_layers(canvas, model):
+    # The example wraps into columns: the edges into the first Add climb the lane between
+    # the columns, beside the block. A band over the block's layers and that lane crossed
+    # them, and Delete then cut them too.
+    climbing = [Edge("block1_conv2", "block1_add", "in0"), Edge("stem", "block1_add", "in1")]
+    lane = canvas.edge_item(climbing[0]).path().pointAtPercent(0.5)
+    top = canvas.node_item("block1_conv1").mapToScene(QPointF(-120, -20))
+    bottom = canvas.node_item("block1_conv2").mapToScene(QPointF(0, 100))
+    assert top.x() < lane.x() < canvas.node_item("block1_add").sceneBoundingRect().left()
+    drag(canvas, top, QPointF(lane.x() + 20, bottom.y()))
+    assert set(model.selection) == {"block1_conv1", "block1_conv2"}
+    selected = canvas.graph_scene.selected_edges()
+    assert Edge("block1_conv1", "block1_conv2") in selected  # between two chosen layers
+    assert not set(climbing) & set(selected)
+    canvas.setFocus()
+    QTest.keyClick(canvas, Qt.Key_Delete)
+    assert climbing[1] in model.project.network.edges  # between two layers still there
+
+
 def test_ctrl_a_selects_all(canvas, model):
     canvas.setFocus()
     QTest.keyClick(canvas, Qt.Key_A, Qt.ControlModifier)
@@ -582,11 +601,15 @@ def test_center_on_and_fit(canvas):
     assert OVERVIEW_ZOOM <= canvas.transform().m11() < READABLE_ZOOM
     for item in canvas.graph_scene.nodes.values():
         assert visible.contains(item.sceneBoundingRect())
-    # Too big even for those: the least readable zoom, showing the top of the network.
+    # Too big even for those: the least readable zoom, showing the top of the network,
+    # and the status bar says so (the canvas has no scroll bars to hint at the rest).
+    said = []
+    canvas.status_message.connect(said.append)
     canvas.resize(200, 150)
     canvas.fit_to_view()
     visible = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
     assert canvas.transform().m11() == pytest.approx(OVERVIEW_ZOOM)
+    assert len(said) == 1 and "does not fit" in said[0] and "Auto Layout" in said[0]
     assert visible.contains(canvas.node_item("image").sceneBoundingRect())
     assert not visible.contains(canvas.node_item("classes").sceneBoundingRect())
 
@@ -604,9 +627,10 @@ def test_the_overview_face_says_as_much_as_fits(canvas):
     assert overview_lines(face, None, 80, 2 * line + 2) == [("Output", True), ("classes", False)]
     three = overview_lines(face, None, 80, 3 * line + 2)
     assert three[2] == (face.shape_text, False) and face.shape_text
-    # What is wrong comes before the shape.
+    # What is wrong comes before the shape, and on two lines before the type.
     dead = Health("bad", dead=0.4)
     assert overview_lines(face, dead, 80, 3 * line + 2)[2] == (dead.label, False)
+    assert overview_lines(face, dead, 80, 2 * line + 2) == [("classes", True), (dead.label, False)]
     broken = dataclasses.replace(face, error="input 64, expected 32")
     assert overview_lines(broken, dead, 80, 3 * line + 2)[2] == ("error", False)
 

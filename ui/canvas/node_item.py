@@ -100,23 +100,33 @@ def overview_lines(
 ) -> list[tuple[str, bool]]:
     """What a node's overview face says, as (text, bold) lines, given its size on screen
     in pixels: as many lines of style.OVERVIEW_TEXT_PX text as fit, the most telling first.
-    One line: the id ("dense7" names the layer and its kind); two: the type and the id; a
-    third says what is wrong (an error, the health mark's label) or else the output shape."""
-    rows = int((height_px + 1) // style.OVERVIEW_LINE_PX)  # the last line's leading may go
-    if rows < 1 or width_px < 3 * style.OVERVIEW_TEXT_PX:
+    One line: the id ("dense7" names the layer and its kind). Two: the type and the id, or,
+    when something is wrong (an error, a health mark with a label: "sat 58%"), the id and
+    that. Three: the type, the id, and what is wrong or else the output shape."""
+    if height_px < style.OVERVIEW_TEXT_PX + 1 or width_px < 3 * style.OVERVIEW_TEXT_PX:
         return []
+    # One line fits a node as short as its text; more need their full line height each.
+    rows = max(1, int((height_px - 2) // style.OVERVIEW_LINE_PX))
     if rows == 1:
         return [(face.node_id, True)]
-    lines = [(face.type_name, True), (face.node_id, False)]
     if face.error:
-        third = "error"
+        wrong = "error"
     elif health is not None and health.level and health.label:
-        third = health.label
+        wrong = health.label
     else:
-        third = face.shape_text
-    if rows >= 3 and third:
-        lines.append((third, False))
-    return lines
+        wrong = ""
+    if rows == 2:
+        return (
+            [(face.node_id, True), (wrong, False)]
+            if wrong
+            else [
+                (face.type_name, True),
+                (face.node_id, False),
+            ]
+        )
+    third = wrong or face.shape_text
+    lines = [(face.type_name, True), (face.node_id, False)]
+    return [*lines, (third, False)] if third else lines
 
 
 def make_face(
@@ -338,8 +348,9 @@ class NodeItem(QGraphicsItem):
         return self.Type
 
     def boundingRect(self) -> QRectF:
-        # Room for the selection/highlight rings, the error badge and the shadow.
-        return self.rect().adjusted(-9, -11, 11, 10)
+        # Room for the selection/highlight rings (the overview's, a few screen pixels out,
+        # is ~14 scene units out at the least zoom), the error badge and the shadow.
+        return self.rect().adjusted(-15, -15, 15, 15)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -447,14 +458,17 @@ class NodeItem(QGraphicsItem):
             clip.addRect(QRectF(rect.left(), rect.top(), strip, rect.height()))
             painter.setBrush(QColor(HEALTH_COLOURS[self.health.level]))
             painter.drawPath(body.intersected(clip))
-        if selected:
-            painter.setPen(QPen(s.accent, 2.5 * px))
-        elif face.error:
-            painter.setPen(QPen(s.error, 2.5 * px))
-        else:
-            painter.setPen(QPen(s.node_border, 1.0 * px))
+        painter.setPen(QPen(s.error, 2.5 * px) if face.error else QPen(s.node_border, 1.0 * px))
         painter.setBrush(Qt.NoBrush)
         painter.drawPath(body)
+        if selected:
+            # A ring just outside the node: the accent would vanish on a blue (Conv2d) fill,
+            # and a broken node keeps its red outline inside it.
+            ring = min(3.0 * px, 9.0)  # within boundingRect down to the least zoom
+            painter.setPen(QPen(s.accent, min(2.5 * px, 9.0)))
+            painter.drawRoundedRect(
+                rect.adjusted(-ring, -ring, ring, ring), style.CORNER + ring, style.CORNER + ring
+            )
         # From here on one unit is one screen pixel, so the text keeps its size on screen.
         painter.save()
         painter.translate(rect.topLeft())
@@ -464,19 +478,21 @@ class NodeItem(QGraphicsItem):
         pad = 3.0 + strip * lod
         top = (height - len(lines) * style.OVERVIEW_LINE_PX) / 2
         painter.setPen(s.header_text)
+        badge = 6.0
         for i, (text, bold) in enumerate(lines):
             font = QFont(s.title_font)
             font.setPixelSize(style.OVERVIEW_TEXT_PX)
             font.setBold(bold)
             painter.setFont(font)
-            box = QRectF(
-                pad, top + i * style.OVERVIEW_LINE_PX, width - pad - 3, style.OVERVIEW_LINE_PX
-            )
+            y = top + i * style.OVERVIEW_LINE_PX
+            # Room for the error badge in the top right corner, on the line beside it.
+            right = 3.0 + (2 * badge + 1 if face.error and y < 2 * badge + 1 else 0.0)
+            box = QRectF(pad, y, width - pad - right, style.OVERVIEW_LINE_PX)
             shown = QFontMetricsF(font).elidedText(text, Qt.ElideMiddle, box.width())
             painter.drawText(box, Qt.AlignHCenter | Qt.AlignVCenter, shown)
         if face.error:
             # Inside the corner: the item's cached pixmap ends a few scene units outside.
-            self._paint_badge(painter, s, QPointF(width - 7, 7), radius=6.0)
+            self._paint_badge(painter, s, QPointF(width - 7, 7), radius=badge)
         painter.restore()
 
     def _paint_text(self, painter, s: style.CanvasStyle, rect: QRectF) -> None:

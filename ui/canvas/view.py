@@ -70,6 +70,10 @@ class GraphCanvas(QGraphicsView):
         self._paste_count = 0
         self._fit_pending = True
         self._fitted_view: tuple[float, float, float] | None = None  # see fit_to_view
+        # While a rubber band is dragged: the edges selected before it (Ctrl adds to them).
+        self._band_edges: set[Edge] | None = None
+        self.rubberBandChanged.connect(self._on_band)
+        self._scene.selectionChanged.connect(self._band_selects_layers)
         model.project_replaced.connect(self._on_project_replaced)
 
     # -- public API ------------------------------------------------------------------------
@@ -87,22 +91,32 @@ class GraphCanvas(QGraphicsView):
         """Show the whole network, no larger than 100 % (a small net stays readable);
         below READABLE_ZOOM the nodes show their overview face (style.OVERVIEW_ZOOM).
         Until the person zooms or pans, a resize of the canvas fits it again."""
+        if not self._refit():
+            self.status_message.emit(
+                "The network does not fit the canvas at a readable size: its top is shown. "
+                "Scroll (middle button, or Space and drag) to see the rest, or Auto Layout "
+                "(Ctrl+L) to wrap it into columns."
+            )
+
+    def _refit(self) -> bool:
+        """Fit and remember the view the fit left; False: only part of the network shows."""
         self._fit_pending = False
-        self._fit()
+        whole = self._fit()
         self._fitted_view = self._view_state()
+        return whole
 
     def _view_state(self) -> tuple[float, float, float]:
         centre = self.mapToScene(self.viewport().rect().center())
         return (self.transform().m11(), centre.x(), centre.y())
 
-    def _fit(self) -> None:
+    def _fit(self) -> bool:
         rect = QRectF()
         for item in self._scene.nodes.values():
             rect = rect.united(item.sceneBoundingRect())
         if rect.isNull():
             self.resetTransform()
             self.centerOn(0, 0)
-            return
+            return True
         rect.adjust(-40, -40, 40, 40)
         self.fitInView(rect, Qt.KeepAspectRatio)
         zoom = self.transform().m11()
@@ -110,7 +124,7 @@ class GraphCanvas(QGraphicsView):
             if zoom > 1.0:
                 self._set_zoom(1.0)
             self.centerOn(rect.center())
-            return
+            return True
         # Too big even for the overview faces to be read: show the top left (the Input) at
         # the least readable zoom and let the person scroll; Auto Layout wraps it to fit.
         self._set_zoom(OVERVIEW_ZOOM)
@@ -121,6 +135,27 @@ class GraphCanvas(QGraphicsView):
             else rect.left() + visible.width() / 2
         )
         self.centerOn(x, rect.top() + visible.height() / 2)
+        return False
+
+    def _on_band(self, rect, start, end) -> None:
+        if rect.isNull():  # released
+            self._band_edges = None
+        elif self._band_edges is None:
+            self._band_edges = set(self._scene.selected_edges())
+
+    def _band_selects_layers(self) -> None:
+        """A rubber band selects layers, and an edge only with both its layers: a long edge
+        that merely crosses the band (one climbing to the next column of a wrapped network)
+        stays unselected, so Delete does not cut a connection nobody chose."""
+        if self._band_edges is None:
+            return
+        nodes = self._scene.nodes
+        for edge, item in self._scene.edges.items():
+            if not item.isSelected() or edge in self._band_edges:
+                continue
+            ends = nodes.get(edge.source), nodes.get(edge.target)
+            if not all(end is not None and end.isSelected() for end in ends):
+                item.setSelected(False)
 
     def auto_layout(self) -> None:
         """Lay the network out top to bottom (one undo step) and show it whole."""
@@ -307,7 +342,7 @@ class GraphCanvas(QGraphicsView):
         if fitted is not None and not self._fit_pending:
             zoom, x, y = self._view_state()
             if zoom == fitted[0] and abs(x - fitted[1]) < 2 and abs(y - fitted[2]) < 2:
-                self.fit_to_view()
+                self._refit()  # quietly: a drag of the window's edge says nothing
 
     def changeEvent(self, event):
         if event.type() in (
