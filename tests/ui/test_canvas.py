@@ -626,11 +626,19 @@ def test_the_overview_face_says_as_much_as_fits(canvas):
     assert overview_lines(face, None, 80, line + 2) == [("classes", True)]
     assert overview_lines(face, None, 80, 2 * line + 2) == [("Output", True), ("classes", False)]
     three = overview_lines(face, None, 80, 3 * line + 2)
-    assert three[2] == (face.shape_text, False) and face.shape_text
-    # What is wrong comes before the shape, and on two lines before the type.
+    assert three[2] == (face.option_line, False) and face.option_line  # "xavier"
+    plain_options = dataclasses.replace(face, option_line="")
+    assert overview_lines(plain_options, None, 80, 3 * line + 2)[2] == (face.shape_text, False)
+    # What is wrong comes before the rest, and on two lines before the type.
     dead = Health("bad", dead=0.4)
     assert overview_lines(face, dead, 80, 3 * line + 2)[2] == (dead.label, False)
     assert overview_lines(face, dead, 80, 2 * line + 2) == [("classes", True), (dead.label, False)]
+    # A big node (a canvas just short of the full faces) says the rest of the full face.
+    rest = [face.option_line, face.shape_text, face.key_line]
+    assert all(rest)
+    six = overview_lines(face, dead, 200, 6 * line + 2)
+    assert [text for text, _ in six] == ["Output", "classes", dead.label, *rest]
+    assert len(overview_lines(face, dead, 200, 4 * line + 2)) == 4  # as many as fit
     broken = dataclasses.replace(face, error="input 64, expected 32")
     assert overview_lines(broken, dead, 80, 3 * line + 2)[2] == ("error", False)
 

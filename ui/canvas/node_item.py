@@ -102,7 +102,8 @@ def overview_lines(
     in pixels: as many lines of style.OVERVIEW_TEXT_PX text as fit, the most telling first.
     One line: the id ("dense7" names the layer and its kind). Two: the type and the id, or,
     when something is wrong (an error, a health mark with a label: "sat 58%"), the id and
-    that. Three: the type, the id, and what is wrong or else the output shape."""
+    that. Three or more: the type, the id, then what is wrong, the options, the output
+    shape and the key parameters, as many as fit."""
     if height_px < style.OVERVIEW_TEXT_PX + 1 or width_px < 3 * style.OVERVIEW_TEXT_PX:
         return []
     # One line fits a node as short as its text; more need their full line height each.
@@ -124,9 +125,12 @@ def overview_lines(
                 (face.node_id, False),
             ]
         )
-    third = wrong or face.shape_text
+    # Below the type and the id, as room allows: what is wrong, the options the person
+    # sets to mend it ("normal · sigmoid": a deep sigmoid net's cause), the output shape,
+    # the key parameters.
+    more = [wrong, face.option_line, face.shape_text, face.key_line]
     lines = [(face.type_name, True), (face.node_id, False)]
-    return [*lines, (third, False)] if third else lines
+    return lines + [(text, False) for text in more if text][: rows - 2]
 
 
 def make_face(
