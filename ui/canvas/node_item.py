@@ -116,15 +116,8 @@ def overview_lines(
         wrong = health.label
     else:
         wrong = ""
-    if rows == 2:
-        return (
-            [(face.node_id, True), (wrong, False)]
-            if wrong
-            else [
-                (face.type_name, True),
-                (face.node_id, False),
-            ]
-        )
+    if rows == 2 and wrong:
+        return [(face.node_id, True), (wrong, False)]
     # Below the type and the id, as room allows: what is wrong, the options the person
     # sets to mend it ("normal · sigmoid": a deep sigmoid net's cause), the output shape,
     # the key parameters.
@@ -457,11 +450,8 @@ class NodeItem(QGraphicsItem):
         painter.drawPath(body)
         strip = 0.0
         if self.health is not None and self.health.level:
-            strip = min(HEALTH_STRIP * px, rect.width() / 5)
-            clip = QPainterPath()
-            clip.addRect(QRectF(rect.left(), rect.top(), strip, rect.height()))
-            painter.setBrush(QColor(HEALTH_COLOURS[self.health.level]))
-            painter.drawPath(body.intersected(clip))
+            strip = min(HEALTH_STRIP * px, rect.width() / 5)  # as wide on screen as in full
+            self._paint_health_strip(painter, rect, strip)
         painter.setPen(QPen(s.error, 2.5 * px) if face.error else QPen(s.node_border, 1.0 * px))
         painter.setBrush(Qt.NoBrush)
         painter.drawPath(body)
@@ -482,11 +472,14 @@ class NodeItem(QGraphicsItem):
         pad = 3.0 + strip * lod
         top = (height - len(lines) * style.OVERVIEW_LINE_PX) / 2
         painter.setPen(s.header_text)
+        fonts = {}
+        for bold in (True, False):
+            fonts[bold] = QFont(s.title_font)
+            fonts[bold].setPixelSize(style.OVERVIEW_TEXT_PX)
+            fonts[bold].setBold(bold)
         badge = 6.0
         for i, (text, bold) in enumerate(lines):
-            font = QFont(s.title_font)
-            font.setPixelSize(style.OVERVIEW_TEXT_PX)
-            font.setBold(bold)
+            font = fonts[bold]
             painter.setFont(font)
             y = top + i * style.OVERVIEW_LINE_PX
             # Room for the error badge in the top right corner, on the line beside it.
@@ -594,10 +587,10 @@ class NodeItem(QGraphicsItem):
             )
             painter.drawText(band, Qt.AlignLeft | Qt.AlignVCenter, text)
 
-    def _paint_health_strip(self, painter, rect: QRectF) -> None:
+    def _paint_health_strip(self, painter, rect: QRectF, width: float = HEALTH_STRIP) -> None:
         """The left edge in the health colour: seen even zoomed out, where text is not."""
         clip = QPainterPath()
-        clip.addRect(QRectF(rect.left(), rect.top(), HEALTH_STRIP, rect.height()))
+        clip.addRect(QRectF(rect.left(), rect.top(), width, rect.height()))
         body = QPainterPath()
         body.addRoundedRect(rect, style.CORNER, style.CORNER)
         painter.setPen(Qt.NoPen)
