@@ -61,14 +61,35 @@ class Health:
             lines.append(f"Dead ReLU units {self.dead:.0%} (zero for every sample of a window)")
         if math.isfinite(self.saturated):
             lines.append(f"Saturated outputs {self.saturated:.0%}")
-        verdict = {
-            "good": "The signal reaches this layer.",
-            "weak": "The signal reaching this layer is weak.",
-            "bad": "The signal dies (or blows up) here.",
-        }.get(self.level)
-        if verdict:
-            lines.append(verdict)
+        lines.extend(self._verdicts())
         return "\n".join(lines)
+
+    def _verdicts(self) -> list[str]:
+        """What the mark means, in words: each cause that made it weak or bad (a gradient
+        ten times the last hidden layer's is not "weak", it grows toward the input)."""
+        if self.level == "good":
+            return ["The signal reaches this layer."]
+        said = []
+        flow = _flow_level(self.relative)
+        if flow in ("weak", "bad"):
+            shrinks = self.relative < 1
+            said.append(
+                {
+                    ("bad", True): "The back-propagated signal dies before it reaches this layer.",
+                    ("bad", False): "The back-propagated signal blows up on its way to this layer.",
+                    ("weak", True): "The back-propagated signal reaching this layer is weak.",
+                    ("weak", False): "The back-propagated signal grows on its way to this layer.",
+                }[flow, shrinks]
+            )
+        for share, limit, what in (
+            (self.dead, DEAD, "of its ReLU units are dead"),
+            (self.saturated, SATURATED, "of its outputs are saturated"),
+        ):
+            if share > limit:
+                said.append(f"Too many {what}.")
+            elif share >= NOTICE:
+                said.append(f"Some {what}.")
+        return said
 
 
 def _power(x: float) -> str:

@@ -53,17 +53,23 @@ def test_the_flow_plot_draws_step_0_dashed_and_now_solid(qtbot):
 
 
 def test_health_marks_say_where_the_signal_dies():
-    layers = ["a", "b", "c", "head"]
+    layers = ["a", "b", "up", "c", "head"]
     health = layer_health(
         layers,
-        np.array([1e-6, 0.05, 1.0, 3.0]),
-        np.array([0.5, 0.5, 0.5, 2.0]),
+        np.array([1e-6, 0.05, 20.0, 1.0, 3.0]),
+        np.array([0.5, 0.5, 0.5, 0.5, 2.0]),
         {"b": ("relu", 0.6), "c": ("sigmoid", 0.2)},
     )
-    assert [health[n].level for n in layers] == ["bad", "bad", "weak", "good"]
+    assert [health[n].level for n in layers] == ["bad", "bad", "weak", "weak", "good"]
     assert health["a"].label == "10⁻⁶" and health["b"].label == "dead 60%"
-    assert health["c"].label == "sat 20%"
+    assert health["c"].label == "sat 20%" and health["up"].label == "10¹"
     assert "1e-06× c's" in health["a"].describe()
+    # The words name each cause, and a gradient 20× the reference's is not called weak.
+    assert "dies before it reaches this layer" in health["a"].describe()
+    said = health["b"].describe()
+    assert "reaching this layer is weak" in said and "Too many of its ReLU units are dead" in said
+    assert "grows on its way" in health["up"].describe() and "weak" not in health["up"].describe()
+    assert "Some of its outputs are saturated" in health["c"].describe()
     stages = node_health(
         {"net.stem": Health("good"), "net.layer1": Health("bad", dead=0.7), "head": Health("good")}
     )
