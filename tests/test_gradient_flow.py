@@ -56,7 +56,9 @@ def test_he_et_al_xavier_vanishes_in_30_relu_layers_kaiming_learns():
     assert probe(kaiming, steps=30).findings == []
     outcome = train(kaiming, runs_root=None)
     assert outcome.findings == []
-    assert outcome.result.best["metrics"]["val_accuracy"] > 0.8
+    # Measured: 0.78–0.81 over seeds 0–1 and one or two intra-op threads (the sums' order,
+    # and so the last digits, follow the thread count); Xavier's 30 layers reach 0.14–0.19.
+    assert outcome.result.best["metrics"]["val_accuracy"] > 0.7
 
 
 def test_training_streams_the_flow_from_step_0():
