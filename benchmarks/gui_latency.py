@@ -69,16 +69,18 @@ def headless(project_path: Path, seconds: float) -> float:
     """Train as `studio train` does (the engine in the main thread) for `seconds`."""
     import threading
 
+    from studio.cpus import threads_for_a_run
     from studio.projectfile import load_project
     from studio.training.session import train
     from studio.training.threads import import_training_modules
 
     import_training_modules()
+    project = load_project(project_path, ["training.epochs=1000"])
+    threads_for_a_run(project.training["deterministic"])  # as `studio train` does
     speed = Speed()
     stop = threading.Event()
     timer = threading.Timer(seconds, stop.set)
     timer.start()
-    project = load_project(project_path, ["training.epochs=1000"])
     train(project, base=project_path.parent, listeners=[speed], stop=stop, emit_hz=30)
     timer.cancel()
     return speed.per_second

@@ -529,6 +529,16 @@ def run_train(args) -> int:
         stop.set()
         print("\nstudio: stopping after this step (Ctrl-C again to abort)…", file=sys.stderr)
 
+    threads_before = None
+    if not world.active:  # torchrun's processes have their share (OMP_NUM_THREADS)
+        import torch
+
+        from studio.cpus import threads_for_a_run
+
+        threads_before = torch.get_num_threads()  # given back after (main() called in-process)
+        _, why = threads_for_a_run(project.training["deterministic"])
+        if why and not (args.quiet or args.json):
+            print(f"studio: {why}", file=sys.stderr)
     previous = signal.signal(signal.SIGINT, on_interrupt)
     options = dict(
         runs_root=Path(args.out),
@@ -552,6 +562,8 @@ def run_train(args) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         distributed.leave()
+        if threads_before is not None:
+            torch.set_num_threads(threads_before)
     if not world.main:
         return EXIT_OK
     grouped = experiment is not None and len(experiment.folds) > 0

@@ -1,4 +1,5 @@
-"""How many CPUs this process may really use: its affinity and its cgroup's CPU quota.
+"""How many CPUs this process may really use: its affinity, its cgroup's CPU quota, and
+(where a person starts a run) what other processes leave free.
 
 `os.cpu_count()` and torch's default intra-op thread count see the machine's cores, not
 a container's `--cpus=1` or a cgroup's `cpu.max`. Training with two OpenMP threads on one
@@ -6,13 +7,16 @@ core's worth of quota spends the quota in libgomp's spin-waits: on the 2-core te
 machine with a 1-CPU quota the digits CNN trained at 32 steps/s with two threads and 134
 with one, and the window's event loop stalled twice as long (docs/benchmarks.md). So
 the count follows the quota, as joblib's loky and Go's automaxprocs do; OMP_NUM_THREADS,
-when set, is the person's choice and wins.
+when set, is the person's choice and wins. Other processes' load is read off /proc/stat
+when a run starts (`threads_for_a_run`): a thread that shares its core with a busy
+process holds up every parallel op of the team.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -120,3 +124,101 @@ def fit_torch_threads() -> int:
         if usable < torch.get_num_threads():
             torch.set_num_threads(usable)
     return torch.get_num_threads()
+
+
+# -- other processes' load ---------------------------------------------------------------
+PROC_STAT = Path("/proc/stat")
+LOOK_SECONDS = 0.25  # how long a run's start watches the CPUs: 25 clock ticks a CPU
+# The CPU time, in CPUs, that must be free for each intra-op thread past the first. An
+# OpenMP team waits at every parallel op for its slowest thread; one whose core another
+# process holds keeps the whole team waiting for a time slice (benchmarks/threads_under_load.py).
+FREE_FOR_A_THREAD = 0.8
+
+
+def _cpu_ticks(cpus: set[int] | None, stat: Path = PROC_STAT) -> tuple[int, int] | None:
+    """(busy, all) clock ticks since boot of the listed CPUs (all of them: None), from
+    /proc/stat. Busy is everything but idle and I/O wait; steal counts as busy (a VM's
+    host gave the time to someone else)."""
+    text = _read(stat)
+    if not text:
+        return None
+    busy = total = 0
+    seen = False
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        try:
+            index = int(name[3:])
+            ticks = [int(x) for x in rest.split()[:8]]
+        except ValueError:
+            continue
+        if (cpus is not None and index not in cpus) or len(ticks) < 5:
+            continue
+        seen = True
+        total += sum(ticks)
+        busy += sum(ticks) - ticks[3] - ticks[4]
+    return (busy, total) if seen else None
+
+
+def _own_seconds() -> float:
+    times = os.times()
+    return times.user + times.system  # every thread of this process
+
+
+def busy_elsewhere(seconds: float = LOOK_SECONDS, stat: Path = PROC_STAT) -> float | None:
+    """CPUs' worth of time other processes kept busy over `seconds`, on the CPUs this
+    process may run on (0.0: they were idle, 1.0: one was taken); None where /proc/stat
+    cannot be read (not Linux)."""
+    try:
+        mine = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        mine = None
+    before, own_before, start = _cpu_ticks(mine, stat), _own_seconds(), time.monotonic()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after, own_after, wall = _cpu_ticks(mine, stat), _own_seconds(), time.monotonic() - start
+    if after is None or wall <= 0:
+        return None
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    busy = (after[0] - before[0]) / hz - (own_after - own_before)
+    return max(0.0, busy / wall)
+
+
+def free_threads(ceiling: int, busy: float | None, cpus: int | None = None) -> int:
+    """Intra-op threads for a run: `ceiling`, fewer where other processes keep CPUs busy
+    (each thread past the first needs FREE_FOR_A_THREAD of a CPU free), at least one."""
+    if busy is None or ceiling <= 1:
+        return max(1, ceiling)
+    free = (cpus if cpus is not None else affinity_cpus()) - busy
+    return max(1, min(ceiling, math.floor(free + 1 - FREE_FOR_A_THREAD + 1e-9)))
+
+
+def threads_for_a_run(deterministic: bool = False, full: int | None = None) -> tuple[int, str]:
+    """Where a person starts training (`studio train`, the window's Train): set the calling
+    thread's intra-op thread count for a run starting now, `full` (default: torch's,
+    lowered to `usable_cpus`) less what other processes keep busy; returns it and, when
+    lowered, a sentence that says why ('' otherwise).
+
+    Beside one busy process the digits CNN trained at 69 steps/s on two threads and 205
+    on one (benchmarks/threads_under_load.py). The thread count changes a run's sums in
+    their last digits, so a project that asks for exact repeats (training.deterministic)
+    keeps the full count, and OMP_NUM_THREADS, when set, is the person's choice. The
+    Python API (`studio.training.session.train`) keeps the full count: two runs of a
+    script compare exactly whatever else the machine does."""
+    import torch
+
+    full = fit_torch_threads() if full is None else full
+    threads, busy = full, None
+    if not (deterministic or full <= 1 or os.environ.get("OMP_NUM_THREADS")):
+        busy = busy_elsewhere()
+        threads = free_threads(full, busy)
+    torch.set_num_threads(threads)
+    if threads >= full:
+        return full, ""
+    return threads, (
+        f"Training on {threads} CPU thread{'s' if threads > 1 else ''} of {full}: other "
+        f"processes keep {busy:.1f} CPU{'s' if busy >= 1.05 else ''} busy, and a thread "
+        "that waits for a busy CPU holds back every step (OMP_NUM_THREADS sets the count)."
+    )

@@ -95,3 +95,126 @@ def test_a_run_trains_on_the_cpus_the_quota_allows(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen and set(seen) == {1}
+
+
+STAT = """cpu  900 0 100 1000 0 0 0 0 0 0
+cpu0 100 0 50 500 20 0 0 10 0 0
+cpu1 800 0 50 500 30 0 0 0 0 0
+intr 1 2 3
+"""
+
+
+def test_proc_stat_counts_busy_time_of_the_cpus_asked_for(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text(STAT)
+    # busy: everything but idle and I/O wait; steal counts (a VM's host took the time)
+    assert cpus._cpu_ticks({0}, stat) == (160, 680)
+    assert cpus._cpu_ticks({1}, stat) == (850, 1380)
+    assert cpus._cpu_ticks(None, stat) == (1010, 2060)
+    assert cpus._cpu_ticks({5}, stat) is None
+    assert cpus._cpu_ticks({0}, tmp_path / "missing") is None
+
+
+def test_busy_elsewhere_leaves_out_this_process_own_time(monkeypatch):
+    ticks = iter([(1000, 5000), (1150, 5200)])  # 1.5 s busy over 1 s on the CPUs
+    own = iter([10.0, 10.5])  # of which this process used 0.5 s
+    clock = iter([100.0, 101.0])
+    monkeypatch.setattr(cpus, "_cpu_ticks", lambda mine, stat: next(ticks))
+    monkeypatch.setattr(cpus, "_own_seconds", lambda: next(own))
+    monkeypatch.setattr(cpus.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(cpus.time, "sleep", lambda s: None)
+    monkeypatch.setattr(cpus.os, "sysconf", lambda name: 100)
+    assert cpus.busy_elsewhere() == pytest.approx(1.0)
+
+
+def test_a_process_spinning_beside_shows_as_a_busy_cpu():
+    import multiprocessing
+
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+    spinner.start()
+    try:
+        import time
+
+        time.sleep(1.0)  # a spawned interpreter starts first
+        busy = cpus.busy_elsewhere(0.5)
+    finally:
+        spinner.terminate()
+    assert busy is not None and busy >= 0.7, busy
+
+
+def _spin():
+    while True:
+        pass
+
+
+@pytest.mark.parametrize(
+    "ceiling, cpus_, busy, expected",
+    [
+        (2, 2, None, 2),  # unknown (not Linux): as before
+        (2, 2, 0.0, 2),
+        (2, 2, 0.15, 2),
+        (2, 2, 0.3, 1),  # a second thread needs most of a CPU free
+        (2, 2, 1.0, 1),
+        (2, 2, 3.0, 1),  # never below one
+        (8, 8, 2.5, 5),
+        (4, 8, 0.0, 4),  # never above the ceiling
+        (1, 2, 0.0, 1),
+    ],
+)
+def test_threads_for_the_free_cpus(ceiling, cpus_, busy, expected):
+    assert cpus.free_threads(ceiling, busy, cpus_) == expected
+
+
+def test_a_run_started_beside_busy_processes_takes_fewer_threads(monkeypatch):
+    import threading
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpus, "affinity_cpus", lambda: 2)
+    monkeypatch.setattr(cpus, "busy_elsewhere", lambda: 1.0)
+    seen = {}
+
+    def start(name, **kw):  # in a thread of its own: torch's count is per thread
+        seen[name] = (cpus.threads_for_a_run(**kw), torch.get_num_threads())
+
+    for name, kw in (
+        ("busy", {"full": 2}),
+        ("exact", {"full": 2, "deterministic": True}),  # exact repeats keep the count
+    ):
+        t = threading.Thread(target=start, args=(name,), kwargs=kw)
+        t.start()
+        t.join()
+    (threads, why), now = seen["busy"]
+    assert threads == now == 1
+    assert "Training on 1 CPU thread of 2" in why and "1.0 CPU busy" in why
+    assert seen["exact"] == ((2, ""), 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the person's choice
+    t = threading.Thread(target=start, args=("chosen",), kwargs={"full": 2})
+    t.start()
+    t.join()
+    assert seen["chosen"] == ((2, ""), 2)
+
+
+def test_studio_train_beside_a_busy_process_says_it_trains_on_fewer_threads(
+    monkeypatch, tmp_path, capsys
+):
+    import json
+
+    from support import EXAMPLES
+
+    from studio.cli import main
+
+    before = torch.get_num_threads()
+    if before < 2:
+        pytest.skip("one CPU thread: nothing to take away")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpus, "busy_elsewhere", lambda: float(before))  # every CPU taken
+    mlp = next(p for p in EXAMPLES if p.stem == "digits_mlp")
+    out = tmp_path / "runs"
+    assert main(["train", str(mlp), "--set", "training.epochs=1", "--out", str(out)]) == 0
+    assert f"Training on 1 CPU thread of {before}" in capsys.readouterr().err
+    summary = json.loads(next(out.glob("digits_mlp/*/summary.json")).read_text())
+    assert summary["threads"] == 1
+    assert torch.get_num_threads() == before  # main() called in-process gives them back
+    exact = ["--set", "training.deterministic=true", "--out", str(out)]
+    assert main(["train", str(mlp), "--set", "training.epochs=1", *exact, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threads"] == before

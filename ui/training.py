@@ -20,9 +20,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
+from studio.cpus import threads_for_a_run
 from studio.document import Project
 from studio.errors import StudioError
-from studio.training.threads import use_all_cpus, yield_cpus_to_workers
+from studio.training.threads import training_threads, use_all_cpus, yield_cpus_to_workers
 from ui.pacing import Pacer
 
 REFRESH_HZ = 30
@@ -30,6 +31,7 @@ REFRESH_HZ = 30
 
 class _Worker(QObject):
     finished = Signal(dict)  # the run summary, or {"status": "failed", "error": sentence}
+    note = Signal(str)  # a sentence for the status bar (fewer CPU threads, and why)
 
     def __init__(
         self,
@@ -50,8 +52,12 @@ class _Worker(QObject):
     def run(self) -> None:
         from studio.training.experiment import run_experiment
 
-        # This thread trains with every CPU (the GUI thread gave its OpenMP team back).
+        # This thread trains with every CPU (the GUI thread gave its OpenMP team back),
+        # or fewer while other processes keep some busy.
         use_all_cpus()
+        _, why = threads_for_a_run(self.project.training["deterministic"], training_threads())
+        if why:
+            self.note.emit(why)
         try:
             # One run, or one per fold (k-fold, bootstrap, leave-one-out validation).
             outcome = run_experiment(
@@ -81,6 +87,7 @@ class TrainingController(QObject):
     events = Signal(list)  # a batch of plain event dicts, in order
     finished = Signal(dict)
     state_changed = Signal(str)  # idle, running, paused, stopping
+    note = Signal(str)  # a sentence about the run for the status bar
 
     def __init__(self, parent: QObject | None = None, pacer: Pacer | None = None):
         super().__init__(parent)
@@ -119,6 +126,7 @@ class TrainingController(QObject):
         yield_cpus_to_workers()
         # Queued to this (GUI-thread) object: the slot runs in the GUI thread.
         self.worker.finished.connect(self._on_finished)
+        self.worker.note.connect(self.note)
         self.thread.start()
         self.pacer.reset()
         self.timer.start()

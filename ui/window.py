@@ -419,6 +419,7 @@ class MainWindow(QMainWindow):
         self.runs.evaluate_requested.connect(self.evaluate_run)
         self.training.events.connect(self._on_events)
         self.training.finished.connect(self._on_finished)
+        self.training.note.connect(self._on_note)
         self.training.state_changed.connect(self._on_state)
         self._on_state("idle")
 
@@ -671,6 +672,7 @@ class MainWindow(QMainWindow):
         self.findings.new_run()
         self._fold = ""
         self.statusBar().clearMessage()  # "Training stopped…" was the last run's news
+        self.device_label.setToolTip("")  # and why it had fewer threads
         self.eta.setText("")
         self.plots.clear(draw_now=False)
         self.canvas.clear_highlight()
@@ -751,6 +753,12 @@ class MainWindow(QMainWindow):
         if state == "paused":
             self.eta.setText("Paused")
 
+    def _on_note(self, text: str) -> None:
+        """A sentence about the run starting (fewer CPU threads, and why): said in the
+        status bar, and kept on the device label for as long as the run is shown."""
+        self.statusBar().showMessage(text, 20000)
+        self.device_label.setToolTip(text)
+
     def _on_events(self, events: list[dict]) -> None:
         for event in events:
             kind = event["type"]
@@ -766,7 +774,11 @@ class MainWindow(QMainWindow):
                 self._train_samples = event.get("train_samples", self._train_samples)
                 self._eta_origin = None
                 self.progress.setRange(0, max(1, self._total_steps))
-                self.device_label.setText(f"Device: {event['device']}")
+                threads = event.get("threads", 0)
+                self.device_label.setText(
+                    f"Device: {event['device']}"
+                    + (f", {threads} thread{'s' if threads > 1 else ''}" if threads else "")
+                )
             elif kind == "steps":
                 done = int(event["step"][-1]) + 1
                 self._show_progress(done, event["epoch"], event["batches_per_epoch"])

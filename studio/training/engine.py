@@ -860,6 +860,7 @@ class Trainer:
         return events.Start(
             project=self.project.name,
             device=str(self.device),
+            threads=torch.get_num_threads(),
             epochs=epochs,
             batches_per_epoch=steps_per_epoch,
             total_steps=epochs * steps_per_epoch,

@@ -135,6 +135,7 @@ class Start(Event):
 
     project: str = ""  # the project's name
     device: str = "cpu"  # "cpu", "cuda:0", …
+    threads: int = 0  # CPU threads one op may use (torch's intra-op threads)
     epochs: int = 0  # epochs this run trains in all
     batches_per_epoch: int = 0  # optimizer steps in one epoch
     total_steps: int = 0  # epochs × batches_per_epoch

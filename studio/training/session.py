@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from studio.analysis import analyze
 from studio.cpus import fit_torch_threads
 from studio.data.loader import worker_stopped
@@ -163,6 +165,7 @@ def train(
         **result.to_dict(),
         "project": project.name,
         "device": str(trainer.device),
+        "threads": torch.get_num_threads(),
         "run": run.id if run else None,
         "run_folder": str(run.path) if run else None,
         "base": str(Path(base).resolve()),  # relative data paths (evaluation reloads them)

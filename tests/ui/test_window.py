@@ -271,3 +271,32 @@ def test_train_with_two_processes_runs_torchrun_and_pause_and_stop_reach_them(qt
     assert (folder / "checkpoints" / "last.state.pt").is_file()  # resumable
     assert "Stopped" in window.statusBar().currentMessage() or "stopped" in window.eta.text()
     assert not window.act_stop.isEnabled()
+
+
+def test_training_beside_a_busy_process_says_it_takes_fewer_threads(qtbot, monkeypatch):
+    import torch
+
+    from studio import cpus
+    from studio.training.threads import training_threads
+
+    full = training_threads()
+    if full < 2:
+        return  # one CPU thread: nothing to take away
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpus, "busy_elsewhere", lambda: float(full))
+    window = window_with(qtbot, "digits_mlp", "training.epochs=1")
+    with qtbot.waitSignal(window.training.finished, timeout=60000) as done:
+        with qtbot.waitSignal(window.training.note, timeout=30000):
+            window.act_train.trigger()
+        said = f"Training on 1 CPU thread of {full}"
+        assert said in window.statusBar().currentMessage()
+    assert done.args[0]["threads"] == 1
+    assert window.device_label.text() == "Device: cpu, 1 thread"
+    assert said in window.device_label.toolTip()  # kept after the status bar moved on
+    assert torch.get_num_threads() == 1  # the GUI thread's own count, untouched
+    monkeypatch.setattr(cpus, "busy_elsewhere", lambda: 0.0)  # the machine is free again
+    with qtbot.waitSignal(window.training.finished, timeout=60000) as done:
+        window.act_train.trigger()
+    assert done.args[0]["threads"] == full
+    assert window.device_label.text() == f"Device: cpu, {full} threads"
+    assert window.device_label.toolTip() == ""
