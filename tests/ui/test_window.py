@@ -285,11 +285,12 @@ def test_training_beside_a_busy_process_says_it_takes_fewer_threads(qtbot, monke
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(cpus, "busy_elsewhere", lambda: float(full))
     window = window_with(qtbot, "digits_mlp", "training.epochs=1")
+    shown = []
+    window.statusBar().messageChanged.connect(shown.append)
     with qtbot.waitSignal(window.training.finished, timeout=60000) as done:
-        with qtbot.waitSignal(window.training.note, timeout=30000):
-            window.act_train.trigger()
-        said = f"Training on 1 CPU thread of {full}"
-        assert said in window.statusBar().currentMessage()
+        window.act_train.trigger()
+    said = f"Training on 1 CPU thread of {full}"
+    assert any(said in text for text in shown), shown
     assert done.args[0]["threads"] == 1
     assert window.device_label.text() == "Device: cpu, 1 thread"
     assert said in window.device_label.toolTip()  # kept after the status bar moved on
