@@ -536,9 +536,9 @@ def run_train(args) -> int:
         from studio.cpus import threads_for_a_run
 
         threads_before = torch.get_num_threads()  # given back after (main() called in-process)
-        _, why = threads_for_a_run(project.training["deterministic"])
-        if why and not (args.quiet or args.json):
-            print(f"studio: {why}", file=sys.stderr)
+        chosen = threads_for_a_run(project.training["deterministic"])
+        if chosen.said and not (args.quiet or args.json):
+            print(f"studio: {chosen.said} {chosen.why}", file=sys.stderr)
     previous = signal.signal(signal.SIGINT, on_interrupt)
     options = dict(
         runs_root=Path(args.out),

@@ -18,6 +18,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
@@ -195,11 +196,17 @@ def free_threads(ceiling: int, busy: float | None, cpus: int | None = None) -> i
     return max(1, min(ceiling, math.floor(free + 1 - FREE_FOR_A_THREAD + 1e-9)))
 
 
-def threads_for_a_run(deterministic: bool = False, full: int | None = None) -> tuple[int, str]:
+class RunThreads(NamedTuple):
+    threads: int
+    said: str = ""  # when fewer than all: how many, and what keeps the others busy
+    why: str = ""  # ... and why that costs, with the way to choose the count instead
+
+
+def threads_for_a_run(deterministic: bool = False, full: int | None = None) -> RunThreads:
     """Where a person starts training (`studio train`, the window's Train): set the calling
     thread's intra-op thread count for a run starting now, `full` (default: torch's,
     lowered to `usable_cpus`) less what other processes keep busy; returns it and, when
-    lowered, a sentence that says why ('' otherwise).
+    lowered, two sentences that say so and why.
 
     Beside one busy process the digits CNN trained at 69 steps/s on two threads and 205
     on one (benchmarks/threads_under_load.py). The thread count changes a run's sums in
@@ -216,9 +223,10 @@ def threads_for_a_run(deterministic: bool = False, full: int | None = None) -> t
         threads = free_threads(full, busy)
     torch.set_num_threads(threads)
     if threads >= full:
-        return full, ""
-    return threads, (
-        f"Training on {threads} CPU thread{'s' if threads > 1 else ''} of {full}: other "
-        f"processes keep {busy:.1f} CPU{'s' if busy >= 1.05 else ''} busy, and a thread "
-        "that waits for a busy CPU holds back every step (OMP_NUM_THREADS sets the count)."
+        return RunThreads(full)
+    return RunThreads(
+        threads,
+        f"Training on {threads} of {full} CPU threads: other processes keep "
+        f"{busy:.1f} CPU{'s' if busy >= 1.05 else ''} busy.",
+        "A thread that waits for a busy CPU holds back every step; OMP_NUM_THREADS sets the count.",
     )

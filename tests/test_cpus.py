@@ -183,15 +183,16 @@ def test_a_run_started_beside_busy_processes_takes_fewer_threads(monkeypatch):
         t = threading.Thread(target=start, args=(name,), kwargs=kw)
         t.start()
         t.join()
-    (threads, why), now = seen["busy"]
+    (threads, said, why), now = seen["busy"]
     assert threads == now == 1
-    assert "Training on 1 CPU thread of 2" in why and "1.0 CPU busy" in why
-    assert seen["exact"] == ((2, ""), 2)
+    assert said == "Training on 1 of 2 CPU threads: other processes keep 1.0 CPU busy."
+    assert "OMP_NUM_THREADS" in why
+    assert seen["exact"] == ((2, "", ""), 2)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the person's choice
     t = threading.Thread(target=start, args=("chosen",), kwargs={"full": 2})
     t.start()
     t.join()
-    assert seen["chosen"] == ((2, ""), 2)
+    assert seen["chosen"] == ((2, "", ""), 2)
 
 
 def test_studio_train_beside_a_busy_process_says_it_trains_on_fewer_threads(
@@ -211,7 +212,7 @@ def test_studio_train_beside_a_busy_process_says_it_trains_on_fewer_threads(
     mlp = next(p for p in EXAMPLES if p.stem == "digits_mlp")
     out = tmp_path / "runs"
     assert main(["train", str(mlp), "--set", "training.epochs=1", "--out", str(out)]) == 0
-    assert f"Training on 1 CPU thread of {before}" in capsys.readouterr().err
+    assert f"Training on 1 of {before} CPU threads" in capsys.readouterr().err
     summary = json.loads(next(out.glob("digits_mlp/*/summary.json")).read_text())
     assert summary["threads"] == 1
     assert torch.get_num_threads() == before  # main() called in-process gives them back

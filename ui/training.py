@@ -31,7 +31,7 @@ REFRESH_HZ = 30
 
 class _Worker(QObject):
     finished = Signal(dict)  # the run summary, or {"status": "failed", "error": sentence}
-    note = Signal(str)  # a sentence for the status bar (fewer CPU threads, and why)
+    note = Signal(str, str)  # fewer CPU threads: a sentence for the status bar, and why
 
     def __init__(
         self,
@@ -55,9 +55,9 @@ class _Worker(QObject):
         # This thread trains with every CPU (the GUI thread gave its OpenMP team back),
         # or fewer while other processes keep some busy.
         use_all_cpus()
-        _, why = threads_for_a_run(self.project.training["deterministic"], training_threads())
-        if why:
-            self.note.emit(why)
+        chosen = threads_for_a_run(self.project.training["deterministic"], training_threads())
+        if chosen.said:
+            self.note.emit(chosen.said, chosen.why)
         try:
             # One run, or one per fold (k-fold, bootstrap, leave-one-out validation).
             outcome = run_experiment(
@@ -87,7 +87,7 @@ class TrainingController(QObject):
     events = Signal(list)  # a batch of plain event dicts, in order
     finished = Signal(dict)
     state_changed = Signal(str)  # idle, running, paused, stopping
-    note = Signal(str)  # a sentence about the run for the status bar
+    note = Signal(str, str)  # news of the run for the status bar, and more on it
 
     def __init__(self, parent: QObject | None = None, pacer: Pacer | None = None):
         super().__init__(parent)

@@ -753,11 +753,11 @@ class MainWindow(QMainWindow):
         if state == "paused":
             self.eta.setText("Paused")
 
-    def _on_note(self, text: str) -> None:
-        """A sentence about the run starting (fewer CPU threads, and why): said in the
-        status bar, and kept on the device label for as long as the run is shown."""
-        self.statusBar().showMessage(text, 20000)
-        self.device_label.setToolTip(text)
+    def _on_note(self, said: str, more: str) -> None:
+        """News of the run starting (fewer CPU threads): said in the status bar, and kept
+        with the reason on the device label for as long as the run is shown."""
+        self.statusBar().showMessage(said, 20000)
+        self.device_label.setToolTip(f"{said}\n{more}")
 
     def _on_events(self, events: list[dict]) -> None:
         for event in events:
