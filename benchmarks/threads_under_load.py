@@ -85,7 +85,7 @@ def main() -> int:
         procs = spinners(load) if load > 0 else []
         try:
             time.sleep(0.5)
-            seen = busy_elsewhere(1.0)
+            seen = busy_elsewhere(looks=10)
             picks = free_threads(max(counts), seen)
             cells = []
             for project in projects:

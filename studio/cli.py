@@ -480,6 +480,20 @@ def run_export(args) -> int:
     return EXIT_OK if result["ok"] else EXIT_INVALID
 
 
+def _fewer_threads_beside_busy_processes(project, args) -> None:
+    """A CPU run takes a thread fewer for each CPU other processes keep busy, and says so."""
+    from studio.cpus import threads_for_a_run
+    from studio.training.setup import trains_on_cpu
+
+    on_cpu = trains_on_cpu(args.device or project.training["device"])
+    chosen = threads_for_a_run(project.training["deterministic"], on_cpu=on_cpu)
+    if chosen.said and not (args.quiet or args.json):
+        print(
+            f"studio: {chosen.said} {chosen.why} (OMP_NUM_THREADS sets the count.)",
+            file=sys.stderr,
+        )
+
+
 def run_train(args) -> int:
     import signal
     import threading
@@ -529,16 +543,9 @@ def run_train(args) -> int:
         stop.set()
         print("\nstudio: stopping after this step (Ctrl-C again to abort)…", file=sys.stderr)
 
-    threads_before = None
-    if not world.active:  # torchrun's processes have their share (OMP_NUM_THREADS)
-        import torch
+    import torch
 
-        from studio.cpus import threads_for_a_run
-
-        threads_before = torch.get_num_threads()  # given back after (main() called in-process)
-        chosen = threads_for_a_run(project.training["deterministic"])
-        if chosen.said and not (args.quiet or args.json):
-            print(f"studio: {chosen.said} {chosen.why}", file=sys.stderr)
+    threads_before = torch.get_num_threads()  # given back after (main() called in-process)
     previous = signal.signal(signal.SIGINT, on_interrupt)
     options = dict(
         runs_root=Path(args.out),
@@ -549,6 +556,8 @@ def run_train(args) -> int:
         force=args.force,
     )
     try:
+        if not world.active:  # torchrun's processes have their share (OMP_NUM_THREADS)
+            _fewer_threads_beside_busy_processes(project, args)
         if resume is None:  # holdout: one run; k-fold, bootstrap, leave-one-out: several
             experiment = run_experiment(project, **options)
             outcome = experiment.last
@@ -562,8 +571,7 @@ def run_train(args) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         distributed.leave()
-        if threads_before is not None:
-            torch.set_num_threads(threads_before)
+        torch.set_num_threads(threads_before)
     if not world.main:
         return EXIT_OK
     grouped = experiment is not None and len(experiment.folds) > 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -129,22 +130,22 @@ def fit_torch_threads() -> int:
 
 # -- other processes' load ---------------------------------------------------------------
 PROC_STAT = Path("/proc/stat")
-LOOK_SECONDS = 0.25  # how long a run's start watches the CPUs: 25 clock ticks a CPU
+# How a run's start watches the CPUs: LOOKS spells of LOOK_SECONDS, and the median of
+# what they saw, so a burst (a process busy 60 ms of a second) does not decide a run.
+LOOKS, LOOK_SECONDS = 5, 0.1
 # The CPU time, in CPUs, that must be free for each intra-op thread past the first. An
 # OpenMP team waits at every parallel op for its slowest thread; one whose core another
 # process holds keeps the whole team waiting for a time slice (benchmarks/threads_under_load.py).
 FREE_FOR_A_THREAD = 0.8
 
 
-def _cpu_ticks(cpus: set[int] | None, stat: Path = PROC_STAT) -> tuple[int, int] | None:
-    """(busy, all) clock ticks since boot of the listed CPUs (all of them: None), from
-    /proc/stat. Busy is everything but idle and I/O wait; steal counts as busy (a VM's
-    host gave the time to someone else)."""
+def _cpu_ticks(stat: Path = PROC_STAT) -> dict[int, tuple[int, int]] | None:
+    """Per CPU of /proc/stat, (busy, all) clock ticks since boot. Busy is everything but
+    idle and I/O wait; steal counts as busy (a VM's host gave the time to someone else)."""
     text = _read(stat)
     if not text:
         return None
-    busy = total = 0
-    seen = False
+    out: dict[int, tuple[int, int]] = {}
     for line in text.splitlines():
         name, _, rest = line.partition(" ")
         if not name.startswith("cpu") or name == "cpu":
@@ -154,12 +155,9 @@ def _cpu_ticks(cpus: set[int] | None, stat: Path = PROC_STAT) -> tuple[int, int]
             ticks = [int(x) for x in rest.split()[:8]]
         except ValueError:
             continue
-        if (cpus is not None and index not in cpus) or len(ticks) < 5:
-            continue
-        seen = True
-        total += sum(ticks)
-        busy += sum(ticks) - ticks[3] - ticks[4]
-    return (busy, total) if seen else None
+        if len(ticks) >= 5:
+            out[index] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
+    return out or None
 
 
 def _own_seconds() -> float:
@@ -167,66 +165,102 @@ def _own_seconds() -> float:
     return times.user + times.system  # every thread of this process
 
 
-def busy_elsewhere(seconds: float = LOOK_SECONDS, stat: Path = PROC_STAT) -> float | None:
-    """CPUs' worth of time other processes kept busy over `seconds`, on the CPUs this
-    process may run on (0.0: they were idle, 1.0: one was taken); None where /proc/stat
-    cannot be read (not Linux)."""
+def _affinity() -> set[int] | None:
     try:
-        mine = set(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        mine = None
-    before, own_before, start = _cpu_ticks(mine, stat), _own_seconds(), time.monotonic()
-    if before is None:
         return None
-    time.sleep(seconds)
-    after, own_after, wall = _cpu_ticks(mine, stat), _own_seconds(), time.monotonic() - start
-    if after is None or wall <= 0:
-        return None
+
+
+def _busy_between(before: dict, after: dict, mine: set[int] | None) -> float:
+    """Busy clock ticks between two reads, over the CPUs in both (a CPU may come or go
+    between them) and of this process's affinity; all of them where the affinity's numbers
+    are not in /proc/stat (a container whose /proc renumbers its CPUs)."""
+    both = before.keys() & after.keys()
+    chosen = both & mine if mine else both
+    return float(sum(after[c][0] - before[c][0] for c in (chosen or both)))
+
+
+def busy_elsewhere(
+    looks: int = LOOKS, seconds: float = LOOK_SECONDS, stat: Path = PROC_STAT
+) -> float | None:
+    """CPUs' worth of time other processes kept busy, on the CPUs this process may run on
+    (0.0: they were idle, 1.0: one was taken): the median of `looks` spells of `seconds`;
+    None where /proc/stat cannot be read (not Linux)."""
+    mine = _affinity()
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    busy = (after[0] - before[0]) / hz - (own_after - own_before)
-    return max(0.0, busy / wall)
+    seen: list[float] = []
+    before, own, start = _cpu_ticks(stat), _own_seconds(), time.monotonic()
+    for _ in range(max(1, looks)):
+        if before is None:
+            return None
+        time.sleep(seconds)
+        after, own_now, now = _cpu_ticks(stat), _own_seconds(), time.monotonic()
+        if after is None or now <= start:
+            return None
+        busy = _busy_between(before, after, mine) / hz - (own_now - own)
+        seen.append(max(0.0, busy / (now - start)))
+        before, own, start = after, own_now, now
+    return statistics.median(seen)
 
 
 def free_threads(ceiling: int, busy: float | None, cpus: int | None = None) -> int:
     """Intra-op threads for a run: `ceiling`, fewer where other processes keep CPUs busy
-    (each thread past the first needs FREE_FOR_A_THREAD of a CPU free), at least one."""
+    (each thread past the first needs FREE_FOR_A_THREAD of a CPU free), at least one.
+    With more CPUs than `ceiling` (torch counts cores, the affinity hyper-threads), a
+    busy CPU takes its share of the ceiling, not a whole thread."""
+    cpus = cpus if cpus is not None else affinity_cpus()
     if busy is None or ceiling <= 1:
-        return max(1, ceiling)
-    free = (cpus if cpus is not None else affinity_cpus()) - busy
-    return max(1, min(ceiling, math.floor(free + 1 - FREE_FOR_A_THREAD + 1e-9)))
+        return max(1, min(ceiling, cpus))
+    if cpus > ceiling:
+        busy = busy * ceiling / cpus
+    free = min(ceiling, cpus) - busy
+    return max(1, min(ceiling, cpus, math.floor(free + 1 - FREE_FOR_A_THREAD + 1e-9)))
 
 
 class RunThreads(NamedTuple):
     threads: int
-    said: str = ""  # when fewer than all: how many, and what keeps the others busy
-    why: str = ""  # ... and why that costs, with the way to choose the count instead
+    said: str = ""  # when busy CPUs took some: how many are left, and what keeps them busy
+    why: str = ""  # ... and why that costs
 
 
-def threads_for_a_run(deterministic: bool = False, full: int | None = None) -> RunThreads:
+def _cpus_text(busy: float) -> str:
+    if busy < 0.95:
+        return f"{busy:.1f} of a CPU"
+    return "1 CPU" if busy < 1.05 else f"{busy:.1f} CPUs"
+
+
+def threads_for_a_run(
+    deterministic: bool = False, full: int | None = None, on_cpu: bool = True
+) -> RunThreads:
     """Where a person starts training (`studio train`, the window's Train): set the calling
     thread's intra-op thread count for a run starting now, `full` (default: torch's,
     lowered to `usable_cpus`) less what other processes keep busy; returns it and, when
-    lowered, two sentences that say so and why.
+    busy CPUs took some, two sentences that say so and why.
 
     Beside one busy process the digits CNN trained at 69 steps/s on two threads and 205
     on one (benchmarks/threads_under_load.py). The thread count changes a run's sums in
     their last digits, so a project that asks for exact repeats (training.deterministic)
-    keeps the full count, and OMP_NUM_THREADS, when set, is the person's choice. The
-    Python API (`studio.training.session.train`) keeps the full count: two runs of a
-    script compare exactly whatever else the machine does."""
+    keeps the full count, and OMP_NUM_THREADS, when set, is the person's choice. A run on
+    a GPU (`on_cpu` False) keeps it too: its CPU threads only feed the device. The Python
+    API (`studio.training.session.train`) keeps the full count: two runs of a script
+    compare exactly whatever else the machine does."""
     import torch
 
     full = fit_torch_threads() if full is None else full
-    threads, busy = full, None
-    if not (deterministic or full <= 1 or os.environ.get("OMP_NUM_THREADS")):
+    cpus = affinity_cpus()
+    fitting = max(1, min(full, cpus))  # a count cached before the affinity shrank
+    threads, busy = fitting, None
+    if on_cpu and not (deterministic or fitting <= 1 or os.environ.get("OMP_NUM_THREADS")):
         busy = busy_elsewhere()
-        threads = free_threads(full, busy)
+        threads = free_threads(fitting, busy, cpus)
     torch.set_num_threads(threads)
-    if threads >= full:
-        return RunThreads(full)
+    if threads >= fitting or busy is None:
+        return RunThreads(threads)
     return RunThreads(
         threads,
-        f"Training on {threads} of {full} CPU threads: other processes keep "
-        f"{busy:.1f} CPU{'s' if busy >= 1.05 else ''} busy.",
-        "A thread that waits for a busy CPU holds back every step; OMP_NUM_THREADS sets the count.",
+        f"Training on {threads} of {fitting} CPU threads: other processes keep "
+        f"{_cpus_text(busy)} busy.",
+        "A thread that waits for a busy CPU holds back every step; a run started when "
+        "the CPUs are free takes them all.",
     )

@@ -104,27 +104,53 @@ intr 1 2 3
 """
 
 
-def test_proc_stat_counts_busy_time_of_the_cpus_asked_for(tmp_path):
+def test_proc_stat_counts_busy_time_per_cpu(tmp_path):
     stat = tmp_path / "stat"
     stat.write_text(STAT)
     # busy: everything but idle and I/O wait; steal counts (a VM's host took the time)
-    assert cpus._cpu_ticks({0}, stat) == (160, 680)
-    assert cpus._cpu_ticks({1}, stat) == (850, 1380)
-    assert cpus._cpu_ticks(None, stat) == (1010, 2060)
-    assert cpus._cpu_ticks({5}, stat) is None
-    assert cpus._cpu_ticks({0}, tmp_path / "missing") is None
+    assert cpus._cpu_ticks(stat) == {0: (160, 680), 1: (850, 1380)}
+    assert cpus._cpu_ticks(tmp_path / "missing") is None
+    stat.write_text("cpu  1 2 3 4\nintr 5\n")
+    assert cpus._cpu_ticks(stat) is None
+
+
+def _looks(monkeypatch, reads, own, affinity):
+    """busy_elsewhere over scripted /proc/stat reads, own CPU times and 1-s spells."""
+    reads, own, clock = iter(reads), iter(own), iter(range(100, 200))
+    monkeypatch.setattr(cpus, "_cpu_ticks", lambda stat: next(reads))
+    monkeypatch.setattr(cpus, "_own_seconds", lambda: next(own))
+    monkeypatch.setattr(cpus, "_affinity", lambda: affinity)
+    monkeypatch.setattr(cpus.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(cpus.time, "sleep", lambda s: None)
+    monkeypatch.setattr(cpus.os, "sysconf", lambda name: 100)
 
 
 def test_busy_elsewhere_leaves_out_this_process_own_time(monkeypatch):
-    ticks = iter([(1000, 5000), (1150, 5200)])  # 1.5 s busy over 1 s on the CPUs
-    own = iter([10.0, 10.5])  # of which this process used 0.5 s
-    clock = iter([100.0, 101.0])
-    monkeypatch.setattr(cpus, "_cpu_ticks", lambda mine, stat: next(ticks))
-    monkeypatch.setattr(cpus, "_own_seconds", lambda: next(own))
-    monkeypatch.setattr(cpus.time, "monotonic", lambda: next(clock))
-    monkeypatch.setattr(cpus.time, "sleep", lambda s: None)
-    monkeypatch.setattr(cpus.os, "sysconf", lambda name: 100)
-    assert cpus.busy_elsewhere() == pytest.approx(1.0)
+    # 1.5 s busy over 1 s on the two CPUs, of which this process used 0.5 s
+    _looks(
+        monkeypatch, [{0: (0, 0), 1: (0, 0)}, {0: (100, 100), 1: (50, 100)}], [10.0, 10.5], {0, 1}
+    )
+    assert cpus.busy_elsewhere(looks=1) == pytest.approx(1.0)
+
+
+def test_busy_elsewhere_counts_the_cpus_it_may_run_on_and_survives_odd_reads(monkeypatch):
+    spell = [{0: (0, 0), 1: (0, 0), 2: (0, 0)}, {0: (100, 100), 1: (0, 100), 2: (100, 100)}]
+    _looks(monkeypatch, spell, [0.0, 0.0], {0, 1})
+    assert cpus.busy_elsewhere(looks=1) == pytest.approx(1.0)  # CPU 2 is not ours
+    # A CPU going offline between the reads: only the CPUs in both count.
+    _looks(monkeypatch, [{0: (0, 0), 1: (500, 900)}, {0: (30, 100)}], [0.0, 0.0], {0, 1})
+    assert cpus.busy_elsewhere(looks=1) == pytest.approx(0.3)
+    # A container whose /proc numbers its CPUs 0.. while the affinity says 4, 5: all count.
+    _looks(monkeypatch, [{0: (0, 0), 1: (0, 0)}, {0: (100, 100), 1: (0, 100)}], [0.0, 0.0], {4, 5})
+    assert cpus.busy_elsewhere(looks=1) == pytest.approx(1.0)
+
+
+def test_a_burst_of_load_does_not_decide(monkeypatch):
+    # Five spells: idle, a burst (0.6 of a CPU), idle, idle, idle: the median is idle.
+    busy = [0, 0, 60, 60, 60, 60]
+    reads = [{0: (b, 100 * i)} for i, b in enumerate(busy)]
+    _looks(monkeypatch, reads, [0.0] * 6, {0})
+    assert cpus.busy_elsewhere(looks=5) == pytest.approx(0.0)
 
 
 def test_a_process_spinning_beside_shows_as_a_busy_cpu():
@@ -136,7 +162,7 @@ def test_a_process_spinning_beside_shows_as_a_busy_cpu():
         import time
 
         time.sleep(1.0)  # a spawned interpreter starts first
-        busy = cpus.busy_elsewhere(0.5)
+        busy = cpus.busy_elsewhere()
     finally:
         spinner.terminate()
     assert busy is not None and busy >= 0.7, busy
@@ -157,8 +183,11 @@ def _spin():
         (2, 2, 1.0, 1),
         (2, 2, 3.0, 1),  # never below one
         (8, 8, 2.5, 5),
-        (4, 8, 0.0, 4),  # never above the ceiling
+        (4, 8, 0.0, 4),  # torch counts 4 cores, the affinity 8 hyper-threads
+        (4, 8, 1.0, 3),  # one busy hyper-thread takes half a core
+        (4, 8, 0.3, 4),
         (1, 2, 0.0, 1),
+        (4, 2, 0.0, 2),  # never above the CPUs
     ],
 )
 def test_threads_for_the_free_cpus(ceiling, cpus_, busy, expected):
@@ -179,15 +208,17 @@ def test_a_run_started_beside_busy_processes_takes_fewer_threads(monkeypatch):
     for name, kw in (
         ("busy", {"full": 2}),
         ("exact", {"full": 2, "deterministic": True}),  # exact repeats keep the count
+        ("gpu", {"full": 2, "on_cpu": False}),  # CPU threads only feed the device
     ):
         t = threading.Thread(target=start, args=(name,), kwargs=kw)
         t.start()
         t.join()
     (threads, said, why), now = seen["busy"]
     assert threads == now == 1
-    assert said == "Training on 1 of 2 CPU threads: other processes keep 1.0 CPU busy."
-    assert "OMP_NUM_THREADS" in why
-    assert seen["exact"] == ((2, "", ""), 2)
+    assert said == "Training on 1 of 2 CPU threads: other processes keep 1 CPU busy."
+    assert "holds back every step" in why
+    assert seen["exact"] == seen["gpu"] == ((2, "", ""), 2)
+    assert cpus._cpus_text(0.3) == "0.3 of a CPU" and cpus._cpus_text(2.0) == "2.0 CPUs"
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the person's choice
     t = threading.Thread(target=start, args=("chosen",), kwargs={"full": 2})
     t.start()
@@ -208,11 +239,13 @@ def test_studio_train_beside_a_busy_process_says_it_trains_on_fewer_threads(
     if before < 2:
         pytest.skip("one CPU thread: nothing to take away")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpus, "affinity_cpus", lambda: before)
     monkeypatch.setattr(cpus, "busy_elsewhere", lambda: float(before))  # every CPU taken
     mlp = next(p for p in EXAMPLES if p.stem == "digits_mlp")
     out = tmp_path / "runs"
     assert main(["train", str(mlp), "--set", "training.epochs=1", "--out", str(out)]) == 0
-    assert f"Training on 1 of {before} CPU threads" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert f"Training on 1 of {before} CPU threads" in said and "OMP_NUM_THREADS" in said
     summary = json.loads(next(out.glob("digits_mlp/*/summary.json")).read_text())
     assert summary["threads"] == 1
     assert torch.get_num_threads() == before  # main() called in-process gives them back

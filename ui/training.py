@@ -23,6 +23,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, S
 from studio.cpus import threads_for_a_run
 from studio.document import Project
 from studio.errors import StudioError
+from studio.training.setup import trains_on_cpu
 from studio.training.threads import training_threads, use_all_cpus, yield_cpus_to_workers
 from ui.pacing import Pacer
 
@@ -55,10 +56,13 @@ class _Worker(QObject):
         # This thread trains with every CPU (the GUI thread gave its OpenMP team back),
         # or fewer while other processes keep some busy.
         use_all_cpus()
-        chosen = threads_for_a_run(self.project.training["deterministic"], training_threads())
-        if chosen.said:
-            self.note.emit(chosen.said, chosen.why)
         try:
+            settings = self.project.training
+            chosen = threads_for_a_run(
+                settings["deterministic"], training_threads(), trains_on_cpu(settings["device"])
+            )
+            if chosen.said:
+                self.note.emit(chosen.said, chosen.why)
             # One run, or one per fold (k-fold, bootstrap, leave-one-out validation).
             outcome = run_experiment(
                 self.project,

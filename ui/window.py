@@ -777,7 +777,11 @@ class MainWindow(QMainWindow):
                 threads = event.get("threads", 0)
                 self.device_label.setText(
                     f"Device: {event['device']}"
-                    + (f", {threads} thread{'s' if threads > 1 else ''}" if threads else "")
+                    + (
+                        f", {threads} thread{'s' if threads > 1 else ''}"
+                        if threads and event["device"] == "cpu"
+                        else ""
+                    )
                 )
             elif kind == "steps":
                 done = int(event["step"][-1]) + 1

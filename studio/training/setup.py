@@ -28,6 +28,14 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+def trains_on_cpu(choice: str) -> bool:
+    """Whether a run with this `training.device` trains on the CPU (a device that is not
+    there says so when the run starts, not here)."""
+    if choice == "auto":
+        return pick_device("auto").type == "cpu"
+    return choice == "cpu"
+
+
 def pick_loss(choice: str, task: str | None, is_classification: bool) -> str:
     if choice != "auto":
         return choice

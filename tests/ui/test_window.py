@@ -283,6 +283,7 @@ def test_training_beside_a_busy_process_says_it_takes_fewer_threads(qtbot, monke
     if full < 2:
         return  # one CPU thread: nothing to take away
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpus, "affinity_cpus", lambda: full)
     monkeypatch.setattr(cpus, "busy_elsewhere", lambda: float(full))
     window = window_with(qtbot, "digits_mlp", "training.epochs=1")
     shown = []
@@ -294,10 +295,10 @@ def test_training_beside_a_busy_process_says_it_takes_fewer_threads(qtbot, monke
     assert done.args[0]["threads"] == 1
     assert window.device_label.text() == "Device: cpu, 1 thread"
     assert said in window.device_label.toolTip()  # kept after the status bar moved on
-    assert torch.get_num_threads() == 1  # the GUI thread's own count, untouched
     monkeypatch.setattr(cpus, "busy_elsewhere", lambda: 0.0)  # the machine is free again
     with qtbot.waitSignal(window.training.finished, timeout=60000) as done:
         window.act_train.trigger()
     assert done.args[0]["threads"] == full
     assert window.device_label.text() == f"Device: cpu, {full} threads"
     assert window.device_label.toolTip() == ""
+    assert torch.get_num_threads() == 1  # the GUI thread's own count: not the run's
