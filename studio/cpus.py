@@ -259,8 +259,7 @@ def threads_for_a_run(
         return RunThreads(threads)
     return RunThreads(
         threads,
-        f"Training on {threads} of {fitting} CPU threads: other processes keep "
-        f"{_cpus_text(busy)} busy.",
+        f"Using {threads} of {fitting} CPU threads: other processes keep {_cpus_text(busy)} busy.",
         "A thread that waits for a busy CPU holds back every step; a run started when "
         "the CPUs are free takes them all.",
     )

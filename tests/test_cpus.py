@@ -215,7 +215,7 @@ def test_a_run_started_beside_busy_processes_takes_fewer_threads(monkeypatch):
         t.join()
     (threads, said, why), now = seen["busy"]
     assert threads == now == 1
-    assert said == "Training on 1 of 2 CPU threads: other processes keep 1 CPU busy."
+    assert said == "Using 1 of 2 CPU threads: other processes keep 1 CPU busy."
     assert "holds back every step" in why
     assert seen["exact"] == seen["gpu"] == ((2, "", ""), 2)
     assert cpus._cpus_text(0.3) == "0.3 of a CPU" and cpus._cpus_text(2.0) == "2.0 CPUs"
@@ -245,7 +245,7 @@ def test_studio_train_beside_a_busy_process_says_it_trains_on_fewer_threads(
     out = tmp_path / "runs"
     assert main(["train", str(mlp), "--set", "training.epochs=1", "--out", str(out)]) == 0
     said = capsys.readouterr().err
-    assert f"Training on 1 of {before} CPU threads" in said and "OMP_NUM_THREADS" in said
+    assert f"Using 1 of {before} CPU threads" in said and "OMP_NUM_THREADS" in said
     summary = json.loads(next(out.glob("digits_mlp/*/summary.json")).read_text())
     assert summary["threads"] == 1
     assert torch.get_num_threads() == before  # main() called in-process gives them back

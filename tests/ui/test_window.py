@@ -290,7 +290,7 @@ def test_training_beside_a_busy_process_says_it_takes_fewer_threads(qtbot, monke
     window.statusBar().messageChanged.connect(shown.append)
     with qtbot.waitSignal(window.training.finished, timeout=60000) as done:
         window.act_train.trigger()
-    said = f"Training on 1 of {full} CPU threads"
+    said = f"Using 1 of {full} CPU threads"
     assert any(said in text for text in shown), shown
     assert done.args[0]["threads"] == 1
     assert window.device_label.text() == "Device: cpu, 1 thread"
