@@ -25,12 +25,19 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 
 
-def affinity_cpus() -> int:
-    """The CPUs the scheduler lets this process run on."""
+def _affinity() -> set[int] | None:
+    """The numbers of the CPUs the scheduler lets this process run on; None where the
+    system does not say (macOS, Windows)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def affinity_cpus() -> int:
+    """How many CPUs the scheduler lets this process run on."""
+    mine = _affinity()
+    return max(1, len(mine) if mine else os.cpu_count() or 1)
 
 
 def _read(path: Path) -> str | None:
@@ -165,13 +172,6 @@ def _own_seconds() -> float:
     return times.user + times.system  # every thread of this process
 
 
-def _affinity() -> set[int] | None:
-    try:
-        return set(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
-
-
 def _busy_between(before: dict, after: dict, mine: set[int] | None) -> float:
     """Busy clock ticks between two reads, over the CPUs in both (a CPU may come or go
     between them) and of this process's affinity; all of them where the affinity's numbers
@@ -255,7 +255,7 @@ def threads_for_a_run(
         busy = busy_elsewhere()
         threads = free_threads(fitting, busy, cpus)
     torch.set_num_threads(threads)
-    if threads >= fitting or busy is None:
+    if busy is None or threads >= fitting:  # every thread it may use
         return RunThreads(threads)
     return RunThreads(
         threads,
